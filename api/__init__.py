@@ -1,0 +1,28 @@
+"""The API service: accounts, sessions and tokens."""
+
+from common import db, metrics
+from common.app import create_service_app
+from common.config import Config, load_config
+
+# Settings without which the API must not start (checked before gunicorn binds, see gunicorn.conf.py).
+REQUIRED_SETTINGS = ("DATABASE_URL", "JWT_SECRET")
+
+
+def create_app(config=None):
+    """Build the API app from `config` (a Config, a mapping of environment variables, or os.environ)."""
+    if not isinstance(config, Config):
+        config = load_config(config, require=REQUIRED_SETTINGS)
+    app = create_service_app("api", config, readiness_checks={"database": db.ping})
+    db.init_app(app, config)
+    app.extensions["tokens_issued"] = metrics.counter(
+        app, "oneshot_tokens_issued_total", "Token pairs issued, by grant.", ["grant"]
+    )
+    app.extensions["refresh_reuse"] = metrics.counter(
+        app, "oneshot_refresh_reuse_detected_total", "Spent refresh tokens presented again (session revoked)."
+    )
+
+    from api import auth, me
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(me.bp)
+    return app

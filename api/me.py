@@ -1,0 +1,18 @@
+"""Who am I: the verified identity, and the identity a proxy in front claimed to forward."""
+
+from flask import Blueprint, g, request
+
+from common.auth import require_auth
+from common.errors import ApiError
+
+bp = Blueprint("me", __name__)
+
+
+@bp.get("/me")
+@require_auth
+def me():
+    """The caller's userId and sessionId; a forwarded X-User-Id must match the token's subject."""
+    forwarded = request.headers.getlist("X-User-Id")
+    if any(value != g.user_id for value in forwarded):
+        raise ApiError(403, "identity_mismatch", "X-User-Id does not match the access token.")
+    return {"userId": g.user_id, "sessionId": g.session_id, "forwardedUserId": forwarded[0] if forwarded else None}

@@ -1,0 +1,5 @@
+"""WSGI entry point: `gunicorn -c gunicorn.conf.py api.wsgi:app`."""
+
+from api import create_app
+
+app = create_app()

@@ -1,0 +1,1 @@
+"""Helpers every oneshot service shares: config, database, auth, HTTP plumbing, logs, metrics."""

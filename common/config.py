@@ -1,0 +1,143 @@
+"""Settings, read once from the environment into a small typed object.
+
+A bad value stops start-up with one line naming the variable: `ConfigError` carries that line.
+This module imports nothing but the standard library, so gunicorn's master may use it safely.
+"""
+
+import os
+import re
+import urllib.parse
+from dataclasses import dataclass
+
+# The value `.env.example` ships with; a service refuses to start with it.
+PLACEHOLDER_SECRET = "replace-me-make-up-writes-a-random-one"
+MIN_SECRET_BYTES = 32
+
+# An exact origin: scheme, host, optional port. No paths, wildcards or regex characters, because
+# flask-cors treats such strings as unanchored regular expressions.
+ORIGIN_RE = re.compile(r"^https?://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d{1,5})?$")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; the message is one line naming the variable."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting a oneshot service reads; durations are in seconds."""
+
+    database_url: str | None = None
+    jwt_secret: str | None = None
+    jwt_issuer: str = "oneshot"
+    jwt_audience: str = "oneshot"
+    access_ttl: int = 900
+    refresh_ttl: int = 1_209_600
+    session_max_age: int = 2_592_000
+    cors_origins: tuple[str, ...] = ("http://localhost:3000",)
+    trusted_proxy_hops: int = 0
+    login_max_failures: int = 10
+    login_max_failures_per_address: int = 50
+    login_window: int = 900
+    max_body_bytes: int = 1_048_576
+    db_pool_size: int = 10
+    auth_allow_passwordless: bool = False
+    log_level: str = "INFO"
+
+
+def _integer(env, name, default, low, high):
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _boolean(env, name, default):
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _database_url(env, required):
+    raw = env.get("DATABASE_URL", "").strip()
+    if not raw:
+        if required:
+            raise ConfigError("DATABASE_URL is required (postgresql://user@host:5432/dbname)")
+        return None
+    try:
+        parts = urllib.parse.urlsplit(raw)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        raise ConfigError("DATABASE_URL is not a valid URL") from None
+    has_host = parts.hostname or "host=" in parts.query
+    if parts.scheme not in ("postgres", "postgresql") or not has_host:
+        raise ConfigError("DATABASE_URL must look like postgresql://user@host:5432/dbname")
+    return raw
+
+
+def _jwt_secret(env, required):
+    raw = env.get("JWT_SECRET", "")
+    if not raw:
+        if required:
+            raise ConfigError("JWT_SECRET is required: at least 32 random bytes (make up writes one)")
+        return None
+    if raw.strip() == PLACEHOLDER_SECRET:
+        raise ConfigError("JWT_SECRET is still the .env.example placeholder: generate a random one")
+    if len(raw.encode()) < MIN_SECRET_BYTES:
+        raise ConfigError(f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes, got {len(raw.encode())}")
+    return raw
+
+
+def _origins(env):
+    raw = env.get("CORS_ORIGINS")
+    if raw is None:
+        return Config.cors_origins
+    origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+    for origin in origins:
+        if not ORIGIN_RE.match(origin):
+            raise ConfigError(f"CORS_ORIGINS entries must be exact origins like https://app.test, got {origin!r}")
+    return origins
+
+
+def _text(env, name, default, choices=None):
+    value = env.get(name, "").strip() or default
+    if choices and value.upper() not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value.upper() if choices else value
+
+
+def load_config(env=None, require=()):
+    """Build a `Config` from `env` (default `os.environ`); `require` names settings that must be set."""
+    env = os.environ if env is None else env
+    day, year = 86_400, 31_536_000
+    return Config(
+        database_url=_database_url(env, "DATABASE_URL" in require),
+        jwt_secret=_jwt_secret(env, "JWT_SECRET" in require),
+        jwt_issuer=_text(env, "JWT_ISSUER", Config.jwt_issuer),
+        jwt_audience=_text(env, "JWT_AUDIENCE", Config.jwt_audience),
+        access_ttl=_integer(env, "ACCESS_TTL", Config.access_ttl, 1, day),
+        refresh_ttl=_integer(env, "REFRESH_TTL", Config.refresh_ttl, 1, year),
+        session_max_age=_integer(env, "SESSION_MAX_AGE", Config.session_max_age, 1, year),
+        cors_origins=_origins(env),
+        trusted_proxy_hops=_integer(env, "TRUSTED_PROXY_HOPS", 0, 0, 10),
+        login_max_failures=_integer(env, "LOGIN_MAX_FAILURES", Config.login_max_failures, 1, 10_000),
+        login_max_failures_per_address=_integer(
+            env, "LOGIN_MAX_FAILURES_PER_ADDRESS", Config.login_max_failures_per_address, 1, 1_000_000
+        ),
+        login_window=_integer(env, "LOGIN_WINDOW", Config.login_window, 1, day),
+        max_body_bytes=_integer(env, "MAX_BODY_BYTES", Config.max_body_bytes, 1024, 1 << 30),
+        db_pool_size=_integer(env, "DB_POOL_SIZE", Config.db_pool_size, 1, 1000),
+        auth_allow_passwordless=_boolean(env, "AUTH_ALLOW_PASSWORDLESS", False),
+        log_level=_text(env, "LOG_LEVEL", Config.log_level, LOG_LEVELS),
+    )

@@ -1,0 +1,74 @@
+"""The PostgreSQL connection pool: one per worker process, a connection per request.
+
+The pool is opened inside the worker (gunicorn loads the app after forking and after gevent has
+patched), so its background threads are greenlets and every wait on the server yields to the hub.
+"""
+
+import sys
+
+import psycopg
+import psycopg.waiting
+from flask import current_app, g
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+CONNECT_TIMEOUT = 10  # seconds to wait at start-up before a wrong DATABASE_URL fails the boot
+
+
+def check_gevent_cooperation():
+    """Refuse to run psycopg's blocking C wait under gevent: it would serialise every query.
+
+    psycopg picks its wait function at import; imported before gevent patched `select`, it keeps
+    `wait_c`, which never yields to the hub.
+    """
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey and monkey.is_module_patched("select") and psycopg.waiting.wait.__name__ == "wait_c":
+        raise RuntimeError("psycopg was imported before gevent patched; do not import it in gunicorn's master")
+
+
+def connect(database_url, **kwargs):
+    """A single autocommit connection with dict rows, outside the pool (listeners, scripts)."""
+    return psycopg.connect(database_url, autocommit=True, row_factory=dict_row, **kwargs)
+
+
+def init_app(app, config):
+    """Open the pool for this process and return connections to it after each request."""
+    check_gevent_cooperation()
+    pool = ConnectionPool(
+        config.database_url,
+        min_size=1,
+        max_size=config.db_pool_size,
+        kwargs={"autocommit": True, "row_factory": dict_row},
+        timeout=CONNECT_TIMEOUT,
+        name=app.name,
+        open=False,
+    )
+    pool.open(wait=True, timeout=CONNECT_TIMEOUT)
+    app.extensions["db_pool"] = pool
+    app.teardown_appcontext(_release)
+
+
+def get_db():
+    """The request's connection (autocommit; use `with conn.transaction():` to group statements)."""
+    if "db" not in g:
+        g.db = current_app.extensions["db_pool"].getconn()
+    return g.db
+
+
+def _release(_exc):
+    conn = g.pop("db", None)
+    if conn is not None:
+        current_app.extensions["db_pool"].putconn(conn)
+
+
+def close_app(app):
+    """Close this process's pool (gunicorn's worker_exit, test teardown)."""
+    pool = app.extensions.get("db_pool")
+    if pool is not None:
+        pool.close()
+
+
+def ping():
+    """True when the database answers a trivial query."""
+    with current_app.extensions["db_pool"].connection(timeout=2) as conn:
+        return conn.execute("SELECT 1 AS ok").fetchone()["ok"] == 1

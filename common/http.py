@@ -1,0 +1,83 @@
+"""Request plumbing every service shares: request ids, security headers, JSON bodies, client address."""
+
+import json
+import re
+import uuid
+
+from flask import g, request
+
+from common.errors import ApiError, invalid_field
+from common.logs import request_id_var
+
+# An inbound X-Request-Id is kept only if it is short and plain: it ends up in logs and headers.
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    # JSON services render nothing: forbid every fetch and any framing.
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+}
+
+
+def init_app(app):
+    """Attach request-id and security-header hooks."""
+
+    @app.before_request
+    def assign_request_id():
+        inbound = request.headers.get("X-Request-Id", "")
+        g.request_id = inbound if REQUEST_ID_RE.match(inbound) else uuid.uuid4().hex
+        g.request_id_token = request_id_var.set(g.request_id)
+
+    @app.after_request
+    def add_headers(response):
+        response.headers["X-Request-Id"] = g.get("request_id") or uuid.uuid4().hex
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        # Responses here carry tokens or per-user data: no cache may keep them.
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.teardown_request
+    def forget_request_id(_exc):
+        if "request_id_token" in g:
+            request_id_var.reset(g.pop("request_id_token"))
+
+
+def json_body():
+    """The request's JSON object, or a 415 / 400 error saying what is wrong with it."""
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type", "Send a JSON body with Content-Type: application/json.")
+    try:
+        body = json.loads(request.get_data(cache=True) or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "malformed_json", "The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "malformed_json", "The request body must be a JSON object.")
+    return body
+
+
+def string_field(body, name, min_len, max_len, pattern=None, hint=""):
+    """Return `body[name]` if it is a string of the right length (and shape), else raise 400 naming it."""
+    value = body.get(name)
+    if not isinstance(value, str):
+        raise invalid_field(name, "is required and must be a string")
+    if not min_len <= len(value) <= max_len:
+        raise invalid_field(name, f"must be {min_len} to {max_len} characters")
+    if pattern and not pattern.fullmatch(value):
+        raise invalid_field(name, hint or "has characters that are not allowed")
+    return value
+
+
+def client_address(trusted_hops):
+    """The client's address: the socket peer, or the entry `trusted_hops` proxies back in X-Forwarded-For.
+
+    Entries left of the trusted ones are written by the client and never used, so a forged header
+    cannot choose the address that rate limits count against.
+    """
+    peer = request.remote_addr or "unknown"
+    if trusted_hops <= 0:
+        return peer
+    chain = [a.strip() for h in request.headers.getlist("X-Forwarded-For") for a in h.split(",") if a.strip()]
+    return chain[-trusted_hops] if len(chain) >= trusted_hops else peer

@@ -1,0 +1,94 @@
+"""JSON logging with redaction, configured once for every service and for gunicorn.
+
+Redaction lives in the formatter, so no call site can forget it. Only the standard library is
+imported here: gunicorn's master loads this module through `logconfig_dict`.
+"""
+
+import contextvars
+import json
+import logging
+import re
+import sys
+import time
+
+REDACTED = "[REDACTED]"
+
+# The request id of the request being served, set by common.http; greenlets each have their own.
+request_id_var = contextvars.ContextVar("request_id", default=None)
+
+# Keys whose values never reach a log: authorization, cookie, password, token, refreshToken, and
+# their relatives (access_token, set-cookie, jwt_secret), in any case.
+_KEY = r"[\w-]*(?:authorization|cookie|password|passwd|token|secret)[\w-]*"
+_SENSITIVE_KEY = re.compile(rf"^{_KEY}$", re.IGNORECASE)
+_PATTERNS = [
+    # "password": "..." inside JSON text
+    (re.compile(rf'("{_KEY}"\s*:\s*)"(?:[^"\\]|\\.)*"', re.IGNORECASE), rf'\1"{REDACTED}"'),
+    # password=... in query strings, forms and key=value text
+    (re.compile(rf"(\b{_KEY}=)[^&\s,;\"']*", re.IGNORECASE), rf"\1{REDACTED}"),
+    # Authorization: Bearer abc / Basic abc
+    (re.compile(r"\b(Bearer|Basic)\s+[\w.~+/=-]+", re.IGNORECASE), rf"\1 {REDACTED}"),
+    # any JWT, wherever it stands
+    (re.compile(r"\beyJ[\w-]*\.[\w-]*\.[\w-]*"), REDACTED),
+]
+
+_STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+def redact(value):
+    """Return `value` with secrets replaced by [REDACTED]: dict keys by name, strings by pattern."""
+    if isinstance(value, dict):
+        return {k: REDACTED if _SENSITIVE_KEY.match(str(k)) else redact(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    if isinstance(value, str):
+        for pattern, replacement in _PATTERNS:
+            value = pattern.sub(replacement, value)
+    return value
+
+
+def _access_fields(atoms):
+    """Structured fields from a gunicorn access-log record (its args are the log atoms)."""
+    query = atoms.get("q", "")
+    return {
+        "msg": "request",
+        "remote": atoms.get("h"),
+        "method": atoms.get("m"),
+        "path": atoms.get("U") + (f"?{query}" if query else ""),
+        "status": int(atoms["s"]) if str(atoms.get("s", "")).isdigit() else atoms.get("s"),
+        "bytes": atoms.get("B"),
+        "duration_ms": round(float(atoms.get("D", 0)) / 1000, 1),
+        "request_id": atoms.get("{x-request-id}o") or None,
+        "user_agent": atoms.get("a"),
+    }
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request id, extras; all redacted."""
+
+    def format(self, record):
+        entry = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+        }
+        if record.name == "gunicorn.access" and isinstance(record.args, dict):
+            entry.update(_access_fields(record.args))
+        else:
+            entry["msg"] = record.getMessage()
+            request_id = request_id_var.get()
+            if request_id:
+                entry["request_id"] = request_id
+            entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS})
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(redact(entry), default=str)
+
+
+def configure_logging(level="INFO"):
+    """Send every log record to stderr as redacted JSON; safe to call more than once."""
+    root = logging.getLogger()
+    root.setLevel(level)
+    if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        root.handlers = [handler]

@@ -1,0 +1,66 @@
+"""Apply the yoyo migrations in `sql/migrations`, safely when many instances start at once.
+
+Run it as `python -m common.migrate` (`make migrate`), or let gunicorn's start-up run it in a child
+process. Never import it into gunicorn's master: psycopg imported there would be inherited by every
+worker with its blocking wait function.
+"""
+
+import sys
+from pathlib import Path
+
+from yoyo import get_backend, read_migrations
+
+from common.config import ConfigError, load_config
+from common.db import connect
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "sql" / "migrations"
+# An arbitrary constant naming "oneshot migrations" for pg_advisory_lock.
+ADVISORY_LOCK_ID = 0x0E5407
+YOYO_LOCK_TIMEOUT = 60
+
+
+def yoyo_url(database_url):
+    """yoyo needs the psycopg (3) driver named in the scheme; plain postgresql:// means psycopg2."""
+    return "postgresql+psycopg://" + database_url.split("://", 1)[1]
+
+
+def migrate(database_url):
+    """Apply every pending migration; return how many were applied.
+
+    A session-level advisory lock serialises concurrent starters. Holding it, a stale yoyo lock row
+    (left by a process killed mid-migration) can only be stale, so it is broken before yoyo's own
+    lock is taken.
+    """
+    with connect(database_url) as guard:
+        guard.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_ID,))
+        backend = get_backend(yoyo_url(database_url))
+        try:
+            backend.break_lock()
+            with backend.lock(timeout=YOYO_LOCK_TIMEOUT):
+                pending = backend.to_apply(read_migrations(str(MIGRATIONS_DIR)))
+                backend.apply_migrations(pending)
+        finally:
+            backend.connection.close()
+        return len(pending)
+
+
+def migrate_or_exit(database_url, label="migrations"):
+    """Apply pending migrations and print one line; on any failure exit 1 with one line, no traceback."""
+    try:
+        applied = migrate(database_url)
+    except Exception as e:  # noqa: BLE001 - the operator gets one line, not a traceback
+        sys.exit(f"migration failed: {type(e).__name__}: {' '.join(str(e).split())}")
+    print(f"{label}: {applied} applied", file=sys.stderr)
+
+
+def main():
+    """`python -m common.migrate`: migrate DATABASE_URL."""
+    try:
+        config = load_config(require=("DATABASE_URL",))
+    except ConfigError as e:
+        sys.exit(f"config error: {e}")
+    migrate_or_exit(config.database_url)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""Checks run once before gunicorn binds: settings, then migrations (services with a database).
+
+gunicorn.conf.py runs `python -m common.preflight <service>` in a child process, so neither psycopg
+nor the app is ever imported into gunicorn's master. A failure prints one line and exits 1.
+"""
+
+import importlib
+import os
+import sys
+
+from common.config import ConfigError, load_config
+
+
+def main(service):
+    """Validate `service`'s settings; apply migrations when it needs a database."""
+    required = importlib.import_module(service).REQUIRED_SETTINGS
+    try:
+        config = load_config(require=required)
+    except ConfigError as e:
+        sys.exit(f"config error: {e}")
+    if "DATABASE_URL" in required and os.environ.get("MIGRATE_ON_START", "true").lower() != "false":
+        from common.migrate import migrate_or_exit
+
+        migrate_or_exit(config.database_url, label=f"{service}: migrations")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,99 @@
+"""gunicorn settings shared by every oneshot service.
+
+    gunicorn -c gunicorn.conf.py api.wsgi:app
+
+The same command runs in Docker, on a VM under systemd, on Render/Railway and in the tests. This
+file is loaded by gunicorn's master process: it must never import psycopg or an app (workers would
+inherit psycopg's blocking wait function), so start-up checks run in a child process.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+# --- Where to listen --------------------------------------------------------------------------
+# PORT is set by Render, Railway and Compose; 8000 is only a local fallback.
+bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+# Pending connections the kernel queues while workers are busy; raised for bursts of SSE clients.
+backlog = 2048
+
+# --- Workers ------------------------------------------------------------------------------------
+# gevent: one greenlet per connection, so a held SSE stream costs a greenlet, not a thread.
+worker_class = "gevent"
+
+
+def _whole_number(name, default):
+    raw = os.environ.get(name, "").strip() or str(default)
+    if not raw.isdigit() or int(raw) < 1:
+        sys.exit(f"config error: {name} must be a positive whole number, got {raw!r}")
+    return int(raw)
+
+
+# Processes per service: about one per core (WEB_CONCURRENCY is the Heroku/Render convention).
+workers = _whole_number("WEB_CONCURRENCY", 2)
+# Simultaneous connections per worker. Past it new clients (health checks too) wait in the backlog,
+# so it is sized for thousands of idle streams; also raise the open-file limit (ulimit -n).
+worker_connections = _whole_number("WORKER_CONNECTIONS", 10000)
+# Never preload: the app (and psycopg) must be imported after gevent patches each worker.
+preload_app = False
+# gunicorn's control socket lives at one fixed path per user: two services on one host would fight
+# over it, and nothing here uses it.
+control_socket_disable = True
+
+# --- Timeouts -----------------------------------------------------------------------------------
+# A worker whose event loop is blocked this long is restarted (idle streams do not trip it).
+timeout = 30
+# On SIGTERM, in-flight requests get this long to finish; keep it above 1 + keepalive.
+graceful_timeout = 25
+# Idle keep-alive seconds. A SIGTERM waits for idle keep-alive connections too, so this stays short;
+# nginx's upstream keepalive_timeout must be below it (deploy/nginx uses 4 s) to avoid 502s.
+keepalive = 5
+
+# --- Logging: JSON lines on stderr, through the same redacting formatter as the apps -----------
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "common.logs.JsonFormatter"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+    "loggers": {
+        "gunicorn.error": {"handlers": ["stderr"], "level": loglevel.upper(), "propagate": False},
+        "gunicorn.access": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+    },
+    "root": {"handlers": ["stderr"], "level": loglevel.upper()},
+}
+
+
+# --- Hooks --------------------------------------------------------------------------------------
+def on_starting(server):
+    """Before binding: check settings and migrate in a child process; prepare the metrics folder."""
+    service = server.app.app_uri.split(":")[0].rsplit(".", 1)[0]
+    here = os.path.dirname(os.path.abspath(__file__))
+    checked = subprocess.run([sys.executable, "-m", "common.preflight", service], cwd=here, check=False)
+    if checked.returncode != 0:
+        sys.exit(checked.returncode)  # the child already printed one line saying why
+    # Workers write their metric samples here; stale files from a previous run would be summed in.
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix=f"oneshot-{service}-metrics-")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+
+
+def worker_exit(server, worker):
+    """Close the worker's database pool cleanly (its threads are greenlets that must be stopped)."""
+    from common.db import close_app
+
+    app = getattr(worker, "wsgi", None)
+    if app is not None and hasattr(app, "extensions"):
+        close_app(app)
+
+
+def child_exit(server, worker):
+    """Drop a dead worker's live gauges from the aggregated metrics."""
+    from prometheus_flask_exporter.multiprocess import GunicornInternalPrometheusMetrics
+
+    GunicornInternalPrometheusMetrics.mark_process_dead_on_child_exit(worker.pid)
