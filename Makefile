@@ -1,0 +1,26 @@
+# oneshot: every target is one line that calls a script in bin/. `make help` lists them.
+.DEFAULT_GOAL := help
+.PHONY: help install up down test lint migrate
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-8s %s\n", $$1, $$2}'
+
+install: .venv/.installed ## Create .venv from the pinned requirements
+
+.venv/.installed: requirements.txt requirements-dev.txt
+	bin/install
+
+up: install ## Start the services locally (writes .env on first run; embedded PostgreSQL unless DATABASE_URL is set)
+	bin/up
+
+down: ## Stop what `make up` started
+	bin/down
+
+test: install ## Lint, then run every test suite against real PostgreSQL and gunicorn
+	bin/test
+
+lint: install ## ruff check and ruff format --check
+	bin/lint
+
+migrate: install ## Apply database migrations to DATABASE_URL (or the embedded database)
+	bin/migrate
