@@ -1,0 +1,225 @@
+"""Shared fixtures: a real PostgreSQL, a fresh database per test, apps and real gunicorn processes.
+
+The server is $DATABASE_URL's (tests create and drop their own databases there) or, when that is
+unset, a throwaway cluster started for this run. A template database is migrated once per run and
+cloned for each test, so every test starts from an empty, fully migrated schema.
+"""
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+
+from common.migrate import migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "test-output"
+
+
+def free_port():
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def with_database(url, name):
+    """`url` pointing at database `name` instead."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def admin_execute(server_url, sql):
+    """Run one statement (CREATE/DROP DATABASE) outside a transaction on the maintenance database."""
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """URL of a PostgreSQL server the tests may create databases on."""
+    if os.environ.get("DATABASE_URL"):
+        yield os.environ["DATABASE_URL"]
+        return
+    datadir = tempfile.mkdtemp(prefix="oneshot-pg-")
+    port = free_port()
+    subprocess.run([ROOT / "bin" / "pg-local", "start", datadir, str(port)], check=True)
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([ROOT / "bin" / "pg-local", "stop", datadir], check=False)
+        shutil.rmtree(datadir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_server):
+    """A database with every migration applied, cloned by `fresh_database`."""
+    name = f"oneshot_template_{uuid.uuid4().hex[:8]}"
+    admin_execute(pg_server, f'CREATE DATABASE "{name}"')
+    migrate(with_database(pg_server, name))
+    yield name
+    admin_execute(pg_server, f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def fresh_database(pg_server, template, request):
+    """Clone the template into a new database, dropped when `request`'s scope ends; return its URL."""
+    name = f"oneshot_test_{uuid.uuid4().hex[:12]}"
+    if template:
+        admin_execute(pg_server, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    else:
+        admin_execute(pg_server, f'CREATE DATABASE "{name}"')
+    request.addfinalizer(lambda: admin_execute(pg_server, f'DROP DATABASE "{name}" WITH (FORCE)'))
+    return with_database(pg_server, name)
+
+
+@pytest.fixture
+def database_url(pg_server, template_db, request):
+    """A migrated database of this test's own."""
+    return fresh_database(pg_server, template_db, request)
+
+
+@pytest.fixture
+def empty_database_url(pg_server, request):
+    """A database with no tables at all (for migration tests)."""
+    return fresh_database(pg_server, None, request)
+
+
+@pytest.fixture
+def db(database_url):
+    """A direct connection to the test's database, for re-reading rows the service wrote."""
+    with psycopg.connect(database_url, autocommit=True, row_factory=psycopg.rows.dict_row) as conn:
+        yield conn
+
+
+def service_env(database_url, **overrides):
+    """Environment variables of a service under test: a fresh secret, fast defaults, overrides."""
+    env = {
+        "DATABASE_URL": database_url,
+        "JWT_SECRET": secrets.token_urlsafe(48),
+        "CORS_ORIGINS": "http://localhost:3000,http://web.test:3000",
+        "LOG_LEVEL": "INFO",
+    }
+    env.update({k: str(v) for k, v in overrides.items()})
+    return env
+
+
+@pytest.fixture
+def env(database_url):
+    """The settings `app` is built from; tests may change them before first using `app`."""
+    return service_env(database_url)
+
+
+@pytest.fixture
+def app(env):
+    """The API app on the test's own database (in-process, for tests of one request at a time)."""
+    from api import create_app
+    from common.db import close_app
+
+    app = create_app(env)
+    yield app
+    close_app(app)
+
+
+@pytest.fixture
+def client(app):
+    """A test client of `app`."""
+    return app.test_client()
+
+
+@pytest.fixture
+def make_client(database_url):
+    """Build an API app with settings overridden (`make_client(LOGIN_MAX_FAILURES=3)`) and return its client."""
+    from api import create_app
+    from common.db import close_app
+
+    apps = []
+
+    def make(**overrides):
+        apps.append(create_app(service_env(database_url, **overrides)))
+        return apps[-1].test_client()
+
+    yield make
+    for app in apps:
+        close_app(app)
+
+
+class Service:
+    """A service under real gunicorn with gevent workers, its output captured to a file."""
+
+    def __init__(self, module, env, log_path):
+        self.module, self.port = module, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.env = {**os.environ, "WEB_CONCURRENCY": "2", **env, "PORT": str(self.port)}
+        self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        self.proc = None
+
+    def start(self, timeout=30):
+        """Start gunicorn and wait until /health answers (fail with its output if it dies)."""
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", f"{self.module}.wsgi:app"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"{self.module} exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if requests.get(f"{self.url}/health", timeout=1).ok:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        pytest.fail(f"{self.module} did not become healthy:\n{self.log()}")
+
+    def stop(self, sig=signal.SIGTERM, timeout=40):
+        """Signal gunicorn and wait for it to exit; return its exit code."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+    def log(self):
+        """Everything the service printed so far."""
+        return Path(self.log_path).read_text(errors="replace")
+
+
+@pytest.fixture
+def start_service(request, tmp_path):
+    """Start a service under gunicorn: `start_service("api", env)`; stopped when the test ends."""
+    started = []
+
+    def start(module, env, **kwargs):
+        service = Service(module, env, tmp_path / f"{module}-{len(started)}.log")
+        started.append(service)
+        return service.start(**kwargs)
+
+    yield start
+    for service in started:
+        service.stop()
+
+
+@pytest.fixture
+def api_server(start_service, env):
+    """The API under gunicorn+gevent (two workers) on the test's own database."""
+    return start_service("api", env)
