@@ -15,7 +15,7 @@ MIN_SECRET_BYTES = 32
 
 # An exact origin: scheme, host, optional port. No paths, wildcards or regex characters, because
 # flask-cors treats such strings as unanchored regular expressions.
-ORIGIN_RE = re.compile(r"^https?://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d{1,5})?$")
+ORIGIN_RE = re.compile(r"https?://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d{1,5})?")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -105,7 +105,7 @@ def _origins(env):
         return Config.cors_origins
     origins = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
     for origin in origins:
-        if not ORIGIN_RE.match(origin):
+        if not ORIGIN_RE.fullmatch(origin):
             raise ConfigError(f"CORS_ORIGINS entries must be exact origins like https://app.test, got {origin!r}")
     return origins
 

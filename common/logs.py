@@ -21,11 +21,16 @@ request_id_var = contextvars.ContextVar("request_id", default=None)
 _KEY = r"[\w-]*(?:authorization|cookie|password|passwd|token|secret)[\w-]*"
 _SENSITIVE_KEY = re.compile(rf"^{_KEY}$", re.IGNORECASE)
 _PATTERNS = [
-    # "password": "..." inside JSON text
-    (re.compile(rf'("{_KEY}"\s*:\s*)"(?:[^"\\]|\\.)*"', re.IGNORECASE), rf'\1"{REDACTED}"'),
+    # "password": "..." or 'password': '...' (JSON text, a dict's repr), and unquoted JSON values
+    (
+        re.compile(rf"""(["']{_KEY}["']\s*:\s*)(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^,}}\s]+)""", re.I),
+        rf'\1"{REDACTED}"',
+    ),
+    # a header line: "Cookie: session=abc", "Authorization: Bearer abc"
+    (re.compile(rf"(^|[\r\n])([ \t]*{_KEY}[ \t]*:)[^\r\n]*", re.IGNORECASE), rf"\1\2 {REDACTED}"),
     # password=... in query strings, forms and key=value text
     (re.compile(rf"(\b{_KEY}=)[^&\s,;\"']*", re.IGNORECASE), rf"\1{REDACTED}"),
-    # Authorization: Bearer abc / Basic abc
+    # Bearer abc / Basic abc wherever they stand
     (re.compile(r"\b(Bearer|Basic)\s+[\w.~+/=-]+", re.IGNORECASE), rf"\1 {REDACTED}"),
     # any JWT, wherever it stands
     (re.compile(r"\beyJ[\w-]*\.[\w-]*\.[\w-]*"), REDACTED),
@@ -35,15 +40,29 @@ _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 
 
 def redact(value):
-    """Return `value` with secrets replaced by [REDACTED]: dict keys by name, strings by pattern."""
-    if isinstance(value, dict):
+    """Return `value` with secrets replaced by [REDACTED]: mapping keys by name, text by pattern."""
+    if isinstance(value, dict) or (hasattr(value, "items") and hasattr(value, "keys")):
         return {k: REDACTED if _SENSITIVE_KEY.match(str(k)) else redact(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if isinstance(value, list | tuple | set):
         return [redact(v) for v in value]
-    if isinstance(value, str):
-        for pattern, replacement in _PATTERNS:
-            value = pattern.sub(replacement, value)
-    return value
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    text = str(value)  # anything else is logged as its text, so its text is what gets redacted
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _message(record):
+    """The record's message with its %-arguments redacted before they are interpolated."""
+    if not record.args:
+        return str(record.msg)
+    args = record.args
+    safe = redact(args) if isinstance(args, dict) else tuple(redact(list(args)))
+    try:
+        return str(record.msg) % safe
+    except (TypeError, ValueError):
+        return record.getMessage()
 
 
 def _access_fields(atoms):
@@ -74,7 +93,7 @@ class JsonFormatter(logging.Formatter):
         if record.name == "gunicorn.access" and isinstance(record.args, dict):
             entry.update(_access_fields(record.args))
         else:
-            entry["msg"] = record.getMessage()
+            entry["msg"] = _message(record)
             request_id = request_id_var.get()
             if request_id:
                 entry["request_id"] = request_id
