@@ -1,6 +1,6 @@
 # oneshot: every target is one line that calls a script in bin/. `make help` lists them.
 .DEFAULT_GOAL := help
-.PHONY: help install up down test lint migrate
+.PHONY: help install up down test lint migrate bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-8s %s\n", $$1, $$2}'
@@ -24,3 +24,6 @@ lint: install ## ruff check and ruff format --check
 
 migrate: install ## Apply database migrations to DATABASE_URL (or the embedded database)
 	bin/migrate
+
+bench: install ## Run the benchmarks and print their tables
+	bin/bench

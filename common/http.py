@@ -4,7 +4,7 @@ import json
 import re
 import uuid
 
-from flask import g, request
+from flask import current_app, g, request
 
 from common.errors import ApiError, invalid_field
 from common.logs import request_id_var
@@ -49,8 +49,14 @@ def json_body():
     """The request's JSON object, or a 415 / 400 error saying what is wrong with it."""
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type", "Send a JSON body with Content-Type: application/json.")
+    data = request.get_data(cache=True)
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    # A chunked body has no Content-Length to refuse up front, and werkzeug stops reading at the
+    # limit without complaint: a body that filled the limit is taken to have gone past it.
+    if request.content_length is None and limit is not None and len(data) >= limit:
+        raise ApiError(413, "payload_too_large", f"The request body is larger than {limit} bytes.")
     try:
-        body = json.loads(request.get_data(cache=True) or b"null")
+        body = json.loads(data or b"null")
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "malformed_json", "The request body is not valid JSON.") from None
     if not isinstance(body, dict):

@@ -223,3 +223,14 @@ def test_me_reports_the_forwarded_identity_and_refuses_a_mismatch(client):
 def test_passwordless_minting_is_off_by_default(client):
     response = client.post("/auth/token", json={"userId": "demo-user"})
     assert response.status_code == 400 and response.json["error"]["field"] == "password"
+
+
+def test_a_hash_with_weaker_parameters_is_upgraded_at_sign_in(client, db):
+    from argon2 import PasswordHasher
+
+    weak = PasswordHasher(time_cost=1, memory_cost=8_192, parallelism=1).hash(PASSWORD)
+    db.execute("INSERT INTO users (id, password_hash) VALUES ('legacy', %s)", (weak,))
+    assert sign_in(client, user_id="legacy").status_code == 200
+    stored = db.execute("SELECT password_hash FROM users WHERE id = 'legacy'").fetchone()["password_hash"]
+    assert stored != weak and "m=19456,t=2,p=1" in stored
+    assert sign_in(client, user_id="legacy").status_code == 200
