@@ -1,10 +1,11 @@
-# Sourced by bin/up, bin/migrate and bin/down: load .env, and when DATABASE_URL is empty point it at
+# Sourced by bin/up and bin/migrate: load .env, and when DATABASE_URL is empty point it at
 # the embedded PostgreSQL cluster under .data/pg (started if needed). Not executable on its own.
+# Variables already in the environment win over .env (as with Docker Compose).
 if [ -f .env ]; then
-  set -a
-  # shellcheck disable=SC1091
-  . ./.env
-  set +a
+  while IFS= read -r line || [ -n "$line" ]; do
+    [[ "$line" =~ ^([A-Za-z_][A-Za-z0-9_]*)= ]] || continue
+    [ -n "${!BASH_REMATCH[1]+set}" ] || export "$line"
+  done < .env
 fi
 LOCAL_PG_DIR=.data/pg
 LOCAL_PG_PORT=${LOCAL_PG_PORT:-55432}
