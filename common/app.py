@@ -21,7 +21,7 @@ def ready():
     for name, check in current_app.extensions["readiness_checks"].items():
         try:
             ok = check()
-        except Exception:  # noqa: BLE001 - any failure of a dependency means "not ready"
+        except Exception:  # any failure of a dependency means "not ready"
             ok = False
         if not ok:
             failing[name] = "unavailable"

@@ -1,5 +1,6 @@
 """Request plumbing every service shares: request ids, security headers, JSON bodies, client address."""
 
+import ipaddress
 import json
 import re
 import uuid
@@ -71,6 +72,8 @@ def string_field(body, name, min_len, max_len, pattern=None, hint=""):
         raise invalid_field(name, "is required and must be a string")
     if not min_len <= len(value) <= max_len:
         raise invalid_field(name, f"must be {min_len} to {max_len} characters")
+    if not value.isprintable() and any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+        raise invalid_field(name, "must be valid Unicode text")  # a lone surrogate from a JSON \u escape
     if pattern and not pattern.fullmatch(value):
         raise invalid_field(name, hint or "has characters that are not allowed")
     return value
@@ -86,4 +89,9 @@ def client_address(trusted_hops):
     if trusted_hops <= 0:
         return peer
     chain = [a.strip() for h in request.headers.getlist("X-Forwarded-For") for a in h.split(",") if a.strip()]
-    return chain[-trusted_hops] if len(chain) >= trusted_hops else peer
+    if len(chain) < trusted_hops:
+        return peer
+    try:
+        return str(ipaddress.ip_address(chain[-trusted_hops]))
+    except ValueError:
+        return peer  # not an address: a misconfigured proxy, never something to key a limit on

@@ -6,7 +6,7 @@ to that folder and `/metrics` sums them, so a scrape sees the whole service, not
 
 import os
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter
 from prometheus_flask_exporter import PrometheusMetrics
 
 
@@ -28,8 +28,3 @@ def init_app(app):
 def counter(app, name, documentation, labels=()):
     """A counter registered with this app (in multiprocess mode the shared folder collects it)."""
     return Counter(name, documentation, labels, registry=app.extensions["metrics_registry"])
-
-
-def gauge(app, name, documentation, labels=()):
-    """A gauge summed over live worker processes."""
-    return Gauge(name, documentation, labels, registry=app.extensions["metrics_registry"], multiprocess_mode="livesum")

@@ -48,7 +48,7 @@ def migrate_or_exit(database_url, label="migrations"):
     """Apply pending migrations and print one line; on any failure exit 1 with one line, no traceback."""
     try:
         applied = migrate(database_url)
-    except Exception as e:  # noqa: BLE001 - the operator gets one line, not a traceback
+    except Exception as e:  # the operator gets one line, not a traceback
         sys.exit(f"migration failed: {type(e).__name__}: {' '.join(str(e).split())}")
     print(f"{label}: {applied} applied", file=sys.stderr)
 

@@ -68,6 +68,14 @@ def test_register_rejects_invalid_fields_naming_them(client, db, body, field):
     assert db.execute("SELECT count(*) AS n FROM users").fetchone()["n"] == 0
 
 
+@pytest.mark.parametrize("field", ["password", "refreshToken"])
+def test_a_lone_surrogate_in_a_string_is_a_400_not_a_500(client, field):
+    raw = '{"userId": "eve-x", "password": "abcdefgh\\ud800", "refreshToken": "abc\\udfff"}'
+    path = "/auth/register" if field == "password" else "/auth/refresh"
+    response = client.post(path, data=raw, content_type="application/json")
+    assert response.status_code == 400 and response.json["error"]["field"] == field
+
+
 def test_a_megabyte_password_is_refused_before_any_hashing(client, db):
     started = time.monotonic()
     response = client.post("/auth/register", json={"userId": "bob", "password": "p" * 1_000_000})

@@ -76,3 +76,12 @@ def test_passwordless_minting_only_when_enabled_and_never_for_password_accounts(
     assert demo.status_code == (200 if allowed else 400)
     protected = client.post("/auth/token", json={"userId": "has-password"})
     assert protected.status_code == (401 if allowed else 400)
+
+
+def test_a_forwarded_entry_that_is_no_address_counts_against_the_peer(make_client):
+    client = make_client(LOGIN_MAX_FAILURES_PER_ADDRESS=2, TRUSTED_PROXY_HOPS=1)
+    statuses = [
+        sign_in(client, user_id=f"user{n}", password="wrong password", headers={"X-Forwarded-For": junk}).status_code
+        for n, junk in enumerate(["not-an-ip", "unknown", "1.2.3.4.5"])
+    ]
+    assert statuses == [401, 401, 429]
