@@ -47,20 +47,40 @@ def admin_execute(server_url, sql):
         conn.execute(sql)
 
 
+class Cluster:
+    """The PostgreSQL server under test; `datadir` is set only for a throwaway cluster we control."""
+
+    def __init__(self, url, datadir=None, port=None):
+        self.url, self.datadir, self.port = url, datadir, port
+
+    def stop(self):
+        subprocess.run([ROOT / "bin" / "pg-local", "stop", self.datadir], check=True)
+
+    def start(self):
+        subprocess.run([ROOT / "bin" / "pg-local", "start", self.datadir, str(self.port)], check=True)
+
+
 @pytest.fixture(scope="session")
-def pg_server():
-    """URL of a PostgreSQL server the tests may create databases on."""
+def pg_cluster():
+    """$DATABASE_URL's server, or a throwaway cluster started for this run."""
     if os.environ.get("DATABASE_URL"):
-        yield os.environ["DATABASE_URL"]
+        yield Cluster(os.environ["DATABASE_URL"])
         return
     datadir = tempfile.mkdtemp(prefix="oneshot-pg-")
-    port = free_port()
-    subprocess.run([ROOT / "bin" / "pg-local", "start", datadir, str(port)], check=True)
+    cluster = Cluster(None, datadir, free_port())
+    cluster.url = f"postgresql://postgres@127.0.0.1:{cluster.port}/postgres"
+    cluster.start()
     try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        yield cluster
     finally:
         subprocess.run([ROOT / "bin" / "pg-local", "stop", datadir], check=False)
         shutil.rmtree(datadir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server(pg_cluster):
+    """URL of a PostgreSQL server the tests may create databases on."""
+    return pg_cluster.url
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import threading
 import uuid
 
 import psycopg
+import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -177,3 +178,23 @@ def test_an_unparsable_database_url_stops_start_up_with_one_clear_line():
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "Traceback" not in output
     assert re.search(r"^config error: DATABASE_URL", output, re.MULTILINE), output
+
+
+def test_a_database_restart_costs_503s_meanwhile_and_nothing_after(api_server, pg_cluster):
+    if pg_cluster.datadir is None:
+        pytest.skip("restarting needs the throwaway cluster (DATABASE_URL is set)")
+    user_id = new_user(api_server)
+    pg_cluster.stop()
+    try:
+        down = post(api_server, "/auth/token", {"userId": user_id, "password": PASSWORD})
+        assert down.status_code == 503 and down.json()["error"]["code"] == "database_unavailable"
+        assert get(api_server, "/ready").status_code == 503
+        assert get(api_server, "/health").status_code == 200
+    finally:
+        pg_cluster.start()
+    # Each worker's pool notices its dead connections and reconnects: at most a few more 503s.
+    statuses = [post(api_server, "/auth/token", {"userId": user_id, "password": PASSWORD}).status_code]
+    while statuses[-1] == 503 and len(statuses) < 20:
+        statuses.append(post(api_server, "/auth/token", {"userId": user_id, "password": PASSWORD}).status_code)
+    assert statuses[-1] == 200, statuses
+    assert [get(api_server, "/ready").status_code for _ in range(4)] == [200] * 4
