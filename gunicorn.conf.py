@@ -47,9 +47,9 @@ control_socket_disable = True
 timeout = 30
 # On SIGTERM, in-flight requests get this long to finish; keep it above 1 + keepalive.
 graceful_timeout = 25
-# Idle keep-alive seconds. A SIGTERM waits for idle keep-alive connections too, so this stays short;
-# nginx's upstream keepalive_timeout must be below it (deploy/nginx uses 4 s) to avoid 502s.
-keepalive = 5
+# Idle keep-alive seconds (gunicorn's default). A SIGTERM waits for idle keep-alive connections too,
+# so this stays short; a proxy's upstream keepalive_timeout must be below it (1 s) to avoid 502s.
+keepalive = 2
 
 # --- Logging: JSON lines on stderr, through the same redacting formatter as the apps -----------
 accesslog = "-"
@@ -83,13 +83,20 @@ def on_starting(server):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
 
 
+def post_worker_init(worker):
+    """Let the app watch this worker (streams close as soon as SIGTERM clears `worker.alive`)."""
+    from common.app import worker_started
+
+    worker_started(worker.wsgi, worker)
+
+
 def worker_exit(server, worker):
-    """Close the worker's database pool cleanly (its threads are greenlets that must be stopped)."""
-    from common.db import close_app
+    """Close what the worker's app opened: streams, runs in flight, the database pool."""
+    from common.app import shutdown
 
     app = getattr(worker, "wsgi", None)
     if app is not None and hasattr(app, "extensions"):
-        close_app(app)
+        shutdown(app)
 
 
 def child_exit(server, worker):

@@ -1,6 +1,6 @@
 """The API service: accounts, sessions and tokens."""
 
-from common import db, metrics
+from common import db, metrics, sse
 from common.app import create_service_app
 from common.config import Config, load_config
 
@@ -12,8 +12,9 @@ def create_app(config=None):
     """Build the API app from `config` (a Config, a mapping of environment variables, or os.environ)."""
     if not isinstance(config, Config):
         config = load_config(config, require=REQUIRED_SETTINGS)
-    app = create_service_app("api", config, readiness_checks={"database": db.ping})
+    app = create_service_app("api", config, {"database": db.ping}, untimed_paths=[r"^/events$"])
     db.init_app(app, config)
+    sse.init_app(app, config)
     app.extensions["tokens_issued"] = metrics.counter(
         app, "oneshot_tokens_issued_total", "Token pairs issued, by grant.", ["grant"]
     )
@@ -21,8 +22,9 @@ def create_app(config=None):
         app, "oneshot_refresh_reuse_detected_total", "Spent refresh tokens presented again (session revoked)."
     )
 
-    from api import auth, me
+    from api import auth, events, me
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(me.bp)
+    app.register_blueprint(events.bp)
     return app

@@ -11,6 +11,7 @@ from flask import current_app
 
 from common import queries
 from common.errors import ApiError
+from common.notify import publish
 from common.tokens import issue_access_token
 
 
@@ -48,6 +49,7 @@ def rotate(conn, config, presented):
             outcome = "unknown"
         elif row["spent_at"] is not None:
             queries.execute(conn, "revoke_session", session_id=row["session_id"], reason="refresh_token_reused")
+            publish(conn, {"kind": "session", "user": row["user_id"]})
             outcome = "reused"
         elif row["session_revoked"] or row["session_expired"] or row["token_expired"]:
             outcome = "expired"
@@ -65,5 +67,7 @@ def rotate(conn, config, presented):
 
 
 def revoke_all(conn, user_id):
-    """Revoke every live session of `user_id`."""
-    queries.execute(conn, "revoke_user_sessions", user_id=user_id, reason="logout")
+    """Revoke every live session of `user_id`; open streams on every instance hear of it at commit."""
+    with conn.transaction():
+        queries.execute(conn, "revoke_user_sessions", user_id=user_id, reason="logout")
+        publish(conn, {"kind": "session", "user": user_id})

@@ -1,9 +1,13 @@
-"""The skeleton every service's `create_app` starts from."""
+"""The skeleton every service's `create_app` starts from, and its process lifecycle hooks."""
+
+import logging
 
 from flask import Blueprint, Flask, current_app, jsonify
 
 from common import cors, errors, http, metrics
 from common.logs import configure_logging
+
+log = logging.getLogger(__name__)
 
 health = Blueprint("health", __name__)
 
@@ -30,7 +34,32 @@ def ready():
     return {"ok": True}
 
 
-def create_service_app(name, config, readiness_checks=None):
+def on_shutdown(app, hook):
+    """Run `hook()` when the app's process stops (gunicorn's worker_exit, or a test's teardown)."""
+    app.extensions.setdefault("shutdown_hooks", []).append(hook)
+
+
+def on_worker_start(app, hook):
+    """Run `hook(worker)` once gunicorn's worker is ready (its `alive` flag turns false on SIGTERM)."""
+    app.extensions.setdefault("worker_hooks", []).append(hook)
+
+
+def shutdown(app):
+    """Run the shutdown hooks, newest first (streams and runs before the pool they use)."""
+    for hook in reversed(app.extensions.get("shutdown_hooks", [])):
+        try:
+            hook()
+        except Exception:  # one failing hook must not keep the others from running
+            log.exception("shutdown hook failed")
+
+
+def worker_started(app, worker):
+    """Run the worker hooks."""
+    for hook in app.extensions.get("worker_hooks", []):
+        hook(worker)
+
+
+def create_service_app(name, config, readiness_checks=None, untimed_paths=()):
     """A Flask app with config, JSON logging, errors, request ids, headers, CORS, metrics and health."""
     configure_logging(config.log_level)
     app = Flask(name)
@@ -41,6 +70,6 @@ def create_service_app(name, config, readiness_checks=None):
     errors.init_app(app)
     http.init_app(app)
     cors.init_app(app, config.cors_origins)
-    metrics.init_app(app)
+    metrics.init_app(app, untimed_paths)
     app.register_blueprint(health)
     return app

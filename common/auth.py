@@ -39,6 +39,12 @@ def authenticate():
     return claims
 
 
+def session_is_live(pool, session_id, user_id):
+    """The same session check, for streams: they borrow a pooled connection only for the lookup."""
+    with pool.connection() as conn:
+        return queries.one(conn, "get_live_session", session_id=session_id, user_id=user_id) is not None
+
+
 def require_auth(view):
     """Decorator: authenticate, then expose `g.user_id`, `g.session_id` and `g.claims` to the view."""
 

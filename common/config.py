@@ -41,6 +41,11 @@ class Config:
     login_window: int = 900
     max_body_bytes: int = 1_048_576
     db_pool_size: int = 10
+    sse_heartbeat_seconds: int = 15
+    sse_max_streams_per_user: int = 10
+    sse_max_stream_seconds: int = 3600
+    run_step_delay_ms: int = 400
+    run_lease_seconds: int = 15
     auth_allow_passwordless: bool = False
     log_level: str = "INFO"
 
@@ -120,6 +125,14 @@ def _text(env, name, default, choices=None):
 def load_config(env=None, require=()):
     """Build a `Config` from `env` (default `os.environ`); `require` names settings that must be set."""
     env = os.environ if env is None else env
+    config = _read(env, require)
+    # A run renews its lease at every step: a step slower than the lease would look like a dead run.
+    if config.run_step_delay_ms >= config.run_lease_seconds * 1000 // 2:
+        raise ConfigError("RUN_STEP_DELAY_MS must be under half of RUN_LEASE_SECONDS (in milliseconds)")
+    return config
+
+
+def _read(env, require):
     day, year = 86_400, 31_536_000
     return Config(
         database_url=_database_url(env, "DATABASE_URL" in require),
@@ -138,6 +151,11 @@ def load_config(env=None, require=()):
         login_window=_integer(env, "LOGIN_WINDOW", Config.login_window, 1, day),
         max_body_bytes=_integer(env, "MAX_BODY_BYTES", Config.max_body_bytes, 1024, 1 << 30),
         db_pool_size=_integer(env, "DB_POOL_SIZE", Config.db_pool_size, 1, 1000),
+        sse_heartbeat_seconds=_integer(env, "SSE_HEARTBEAT_SECONDS", Config.sse_heartbeat_seconds, 1, 300),
+        sse_max_streams_per_user=_integer(env, "SSE_MAX_STREAMS_PER_USER", Config.sse_max_streams_per_user, 1, 100_000),
+        sse_max_stream_seconds=_integer(env, "SSE_MAX_STREAM_SECONDS", Config.sse_max_stream_seconds, 1, day),
+        run_step_delay_ms=_integer(env, "RUN_STEP_DELAY_MS", Config.run_step_delay_ms, 0, 60_000),
+        run_lease_seconds=_integer(env, "RUN_LEASE_SECONDS", Config.run_lease_seconds, 1, 3600),
         auth_allow_passwordless=_boolean(env, "AUTH_ALLOW_PASSWORDLESS", False),
         log_level=_text(env, "LOG_LEVEL", Config.log_level, LOG_LEVELS),
     )

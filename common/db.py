@@ -12,6 +12,8 @@ from flask import current_app, g
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from common.app import on_shutdown
+
 CONNECT_TIMEOUT = 10  # seconds to wait at start-up before a wrong DATABASE_URL fails the boot
 
 
@@ -46,6 +48,8 @@ def init_app(app, config):
     pool.open(wait=True, timeout=CONNECT_TIMEOUT)
     app.extensions["db_pool"] = pool
     app.teardown_appcontext(_release)
+    # Closed on shutdown so its background threads (greenlets) stop cleanly.
+    on_shutdown(app, pool.close)
 
 
 def get_db():
@@ -59,13 +63,6 @@ def _release(_exc):
     conn = g.pop("db", None)
     if conn is not None:
         current_app.extensions["db_pool"].putconn(conn)
-
-
-def close_app(app):
-    """Close this process's pool (gunicorn's worker_exit, test teardown)."""
-    pool = app.extensions.get("db_pool")
-    if pool is not None:
-        pool.close()
 
 
 def ping():

@@ -145,11 +145,11 @@ def env(database_url):
 def app(env):
     """The API app on the test's own database (in-process, for tests of one request at a time)."""
     from api import create_app
-    from common.db import close_app
+    from common.app import shutdown
 
     app = create_app(env)
     yield app
-    close_app(app)
+    shutdown(app)
 
 
 @pytest.fixture
@@ -162,7 +162,7 @@ def client(app):
 def make_client(database_url):
     """Build an API app with settings overridden (`make_client(LOGIN_MAX_FAILURES=3)`) and return its client."""
     from api import create_app
-    from common.db import close_app
+    from common.app import shutdown
 
     apps = []
 
@@ -172,7 +172,7 @@ def make_client(database_url):
 
     yield make
     for app in apps:
-        close_app(app)
+        shutdown(app)
 
 
 class Service:
@@ -225,8 +225,9 @@ class Service:
 
 
 @pytest.fixture
-def start_service(request, tmp_path):
-    """Start a service under gunicorn: `start_service("api", env)`; stopped when the test ends."""
+def start_service(database_url, tmp_path):
+    """Start a service under gunicorn: `start_service("api", env)`; stopped when the test ends, before
+    its database is dropped."""
     started = []
 
     def start(module, env, **kwargs):
@@ -243,3 +244,52 @@ def start_service(request, tmp_path):
 def api_server(start_service, env):
     """The API under gunicorn+gevent (two workers) on the test's own database."""
     return start_service("api", env)
+
+
+@pytest.fixture
+def sign_up(env):
+    """Create an account and a session straight through the API's own code; return its token pair.
+
+    Faster than starting the API for tests of other services; the tokens are real (same secret,
+    same session rows) and the API would accept them.
+    """
+    from api import sessions
+    from common.config import load_config
+    from common.db import connect
+
+    config = load_config(env, require=("DATABASE_URL", "JWT_SECRET"))
+
+    def sign_up(user_id=None):
+        user_id = user_id or f"user-{uuid.uuid4().hex[:8]}"
+        with connect(config.database_url) as conn:
+            conn.execute("INSERT INTO users (id) VALUES (%s) ON CONFLICT DO NOTHING", (user_id,))
+            pair = sessions.start(conn, config, user_id)
+        return {**pair, "userId": user_id, "headers": {"Authorization": f"Bearer {pair['token']}"}}
+
+    return sign_up
+
+
+def read_sse(response, until=None, limit=1000):
+    """Parse an SSE response into [{"id", "event", "data"}] until the stream ends, `until(event)` is
+    true, or `limit` events arrived. Comments (heartbeats) are returned as {"comment": text}."""
+    import json
+
+    events, current = [], {}
+    for line in response.iter_lines(decode_unicode=True):
+        if line.startswith(":"):
+            events.append({"comment": line[1:].strip()})
+        elif line.startswith(("id:", "event:", "data:")):
+            name, _, value = line.partition(":")
+            current[name] = json.loads(value.strip()) if name == "data" else value.strip()
+        elif line == "" and current:
+            events.append(current)
+            current = {}
+            if (until and until(events[-1])) or len(events) >= limit:
+                break
+    return events
+
+
+@pytest.fixture
+def orchestrator_env(env):
+    """Settings for an orchestrator under test: short steps and a short lease, so runs finish fast."""
+    return {**env, "RUN_STEP_DELAY_MS": "20", "RUN_LEASE_SECONDS": "2"}

@@ -1,0 +1,169 @@
+"""PostgreSQL LISTEN/NOTIFY as the bus between instances, fanned out inside each worker process.
+
+`publish` sends a small JSON message on the `oneshot` channel inside the caller's transaction (it is
+delivered at commit). Each worker runs one `Broker`: a single LISTEN connection (never a pooled
+one) whose messages are copied into the queues of the streams subscribed to their keys. A stream
+therefore costs a queue and a greenlet, not a connection. Notifications are wake-up calls, never
+the record: after a reconnect, or when a queue overflows, subscribers get RESYNC and re-read the
+tables.
+"""
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections import defaultdict
+
+import psycopg
+
+from common.app import on_shutdown, on_worker_start
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "oneshot"
+MAX_PAYLOAD = 7900  # PostgreSQL refuses NOTIFY payloads of 8000 bytes or more
+RESYNC = "resync"  # marker: messages may have been missed, re-read the store
+SHUTDOWN = "shutdown"  # marker: the worker is stopping, close the stream
+QUEUE_SIZE = 1000
+
+
+def publish(conn, message):
+    """NOTIFY `message` (a dict with "run" and/or "user" keys) to every instance, at commit."""
+    payload = json.dumps(message, separators=(",", ":"))
+    if len(payload.encode()) > MAX_PAYLOAD:
+        # Too large to carry: send the wake-up without the data; listeners read the row instead.
+        payload = json.dumps({k: v for k, v in message.items() if k != "data"}, separators=(",", ":"))
+    conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+
+
+def keys_of(message):
+    """The subscription keys a message is for."""
+    keys = []
+    if message.get("run"):
+        keys.append(("run", message["run"]))
+    if message.get("user"):
+        keys.append(("user", message["user"]))
+    return keys
+
+
+class Inbox:
+    """One subscriber: its keys and its queue of messages and markers."""
+
+    def __init__(self, keys):
+        self.keys = keys
+        self.queue = queue.Queue(QUEUE_SIZE)
+
+    def get(self, timeout):
+        """The next message or marker; raises queue.Empty after `timeout` seconds."""
+        return self.queue.get(timeout=timeout)
+
+
+class Broker:
+    """One LISTEN connection per process, fanning messages out to subscribed queues."""
+
+    def __init__(self, database_url, reconnect_delay=0.5):
+        self.database_url = database_url
+        self.reconnect_delay = reconnect_delay
+        self.stopping = threading.Event()
+        self.connected = threading.Event()
+        self._subscribers = defaultdict(set)
+        self._lock = threading.Lock()
+        self._thread = None
+
+    def start(self):
+        """Start listening in the background (a greenlet under gevent)."""
+        self._thread = threading.Thread(target=self._run, name="oneshot-listener", daemon=True)
+        self._thread.start()
+        return self
+
+    def subscribe(self, *keys):
+        """An `Inbox` receiving every message for any of `keys`, plus RESYNC and SHUTDOWN markers."""
+        inbox = Inbox(keys)
+        with self._lock:
+            for key in keys:
+                self._subscribers[key].add(inbox)
+        if self.stopping.is_set():
+            inbox.queue.put_nowait(SHUTDOWN)
+        return inbox
+
+    def unsubscribe(self, inbox):
+        """Stop delivering to `inbox`."""
+        with self._lock:
+            for key in inbox.keys:
+                self._subscribers[key].discard(inbox)
+                if not self._subscribers[key]:
+                    del self._subscribers[key]
+
+    def _deliver(self, inbox, item):
+        try:
+            inbox.queue.put_nowait(item)
+        except queue.Full:
+            # A stream too slow to keep up: drop what is queued and have it re-read the store.
+            while not inbox.queue.empty():
+                inbox.queue.get_nowait()
+            inbox.queue.put_nowait(RESYNC)
+
+    def dispatch(self, message):
+        """Hand `message` to the subscribers of its keys."""
+        with self._lock:
+            targets = set().union(*(self._subscribers.get(k, ()) for k in keys_of(message)))
+        for inbox in targets:
+            self._deliver(inbox, message)
+
+    def _on_payload(self, payload):
+        try:
+            message = json.loads(payload)
+        except ValueError:
+            log.warning("ignored a notification that is not JSON")
+            return
+        if isinstance(message, dict):
+            self.dispatch(message)
+
+    def broadcast(self, marker):
+        """Send RESYNC or SHUTDOWN to every subscriber."""
+        with self._lock:
+            targets = set().union(*self._subscribers.values()) if self._subscribers else set()
+        for inbox in targets:
+            self._deliver(inbox, marker)
+
+    def _run(self):
+        while not self.stopping.is_set():
+            try:
+                with psycopg.connect(self.database_url, autocommit=True, application_name="oneshot-listener") as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self.connected.set()
+                    # Anything sent while we were not listening is lost: subscribers catch up from the store.
+                    self.broadcast(RESYNC)
+                    while not self.stopping.is_set():
+                        for note in conn.notifies(timeout=1.0):
+                            self._on_payload(note.payload)
+            except psycopg.Error as e:
+                self.connected.clear()
+                if not self.stopping.is_set():
+                    log.warning("listener connection lost, reconnecting: %s", " ".join(str(e).split()))
+                    time.sleep(self.reconnect_delay)
+
+    def close(self):
+        """Stop listening and tell every open stream to close."""
+        self.stopping.set()
+        self.broadcast(SHUTDOWN)
+
+    def watch(self, is_alive, interval=0.5):
+        """Close the streams as soon as `is_alive()` turns false (gunicorn's worker.alive on SIGTERM)."""
+
+        def poll():
+            while is_alive() and not self.stopping.is_set():
+                time.sleep(interval)
+            self.close()
+
+        threading.Thread(target=poll, name="oneshot-shutdown-watch", daemon=True).start()
+
+
+def init_app(app, config):
+    """Start this process's broker; close its streams on SIGTERM and at shutdown."""
+    broker = Broker(config.database_url).start()
+    app.extensions["broker"] = broker
+    on_worker_start(app, lambda worker: broker.watch(lambda: worker.alive))
+    on_shutdown(app, broker.close)
+    return broker

@@ -1,0 +1,110 @@
+"""Runs: create, list, read, cancel."""
+
+import uuid
+
+from flask import Blueprint, current_app, g, request
+
+from common import queries
+from common.auth import require_auth
+from common.db import get_db
+from common.errors import ApiError, invalid_field
+from common.http import json_body, string_field
+from common.notify import publish
+
+bp = Blueprint("runs", __name__, url_prefix="/runs")
+
+DEFAULT_STEPS = 3
+DEFAULT_PAGE = 20
+
+
+def serialize(run):
+    """A run as the API shows it."""
+    return {
+        "id": str(run["id"]),
+        "prompt": run["prompt"],
+        "steps": run["steps"],
+        "status": run["status"],
+        "error": run["error"],
+        "createdAt": run["created_at"].isoformat(),
+        "updatedAt": run["updated_at"].isoformat(),
+    }
+
+
+def parse_run_id(text):
+    """A run id from a URL, or None when it is not a UUID (such a run cannot exist)."""
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
+
+
+def own_run(run_id):
+    """The caller's run with this id, or 404 (another user's run is indistinguishable from none)."""
+    parsed = parse_run_id(run_id)
+    run = parsed and queries.one(get_db(), "get_run", run_id=parsed, user_id=g.user_id)
+    if not run:
+        raise ApiError(404, "run_not_found", "No such run.")
+    return run
+
+
+def _whole_number(value, name, low, high):
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise invalid_field(name, f"must be a whole number from {low} to {high}")
+    return value
+
+
+@bp.post("")
+@require_auth
+def create_run():
+    """Start a run of the simulated agent: 201 with the queued run; it then works in the background."""
+    body = json_body()
+    prompt = string_field(body, "prompt", 1, 4000)
+    steps = _whole_number(body.get("steps", DEFAULT_STEPS), "steps", 1, 50)
+    executor = current_app.extensions["executor"]
+    run = queries.one(
+        get_db(),
+        "insert_run",
+        user_id=g.user_id,
+        prompt=prompt,
+        steps=steps,
+        owner=executor.owner,
+        lease=current_app.extensions["config"].run_lease_seconds,
+    )
+    publish(get_db(), {"kind": "status", "user": g.user_id, "runId": str(run["id"]), "status": "queued"})
+    executor.start(run)
+    return serialize(run), 201
+
+
+@bp.get("")
+@require_auth
+def list_runs():
+    """The caller's runs, newest first: `?limit=` (1-100) and `?before=<cursor>` from a previous `next`."""
+    try:
+        limit = _whole_number(int(request.args.get("limit", DEFAULT_PAGE)), "limit", 1, 100)
+    except ValueError:
+        raise invalid_field("limit", "must be a whole number from 1 to 100") from None
+    before = request.args.get("before")
+    if before is not None:
+        before = parse_run_id(before)
+        if not before or not queries.one(get_db(), "run_exists_for_user", run_id=before, user_id=g.user_id):
+            raise invalid_field("before", "is not a cursor from this list")
+    runs = queries.rows(get_db(), "list_runs", user_id=g.user_id, before=before, limit=limit + 1)
+    page = [serialize(r) for r in runs[:limit]]
+    return {"runs": page, "next": page[-1]["id"] if len(runs) > limit else None}
+
+
+@bp.get("/<run_id>")
+@require_auth
+def get_run(run_id):
+    """One of the caller's runs."""
+    return serialize(own_run(run_id))
+
+
+@bp.post("/<run_id>/cancel")
+@require_auth
+def cancel_run(run_id):
+    """Ask a run to stop: 202; it ends with a `cancelled` event at its next step. 409 if already over."""
+    run = own_run(run_id)
+    if not queries.one(get_db(), "request_cancel", run_id=run["id"], user_id=g.user_id):
+        raise ApiError(409, "run_finished", f"The run has already ended ({run['status']}).")
+    return {"id": str(run["id"]), "status": run["status"], "cancelRequested": True}, 202
