@@ -293,3 +293,14 @@ def read_sse(response, until=None, limit=1000):
 def orchestrator_env(env):
     """Settings for an orchestrator under test: short steps and a short lease, so runs finish fast."""
     return {**env, "RUN_STEP_DELAY_MS": "20", "RUN_LEASE_SECONDS": "2"}
+
+
+@pytest.fixture
+def orchestrator_client(orchestrator_env):
+    """A test client of the Orchestrator app in-process (its runs execute on real threads)."""
+    from common.app import shutdown
+    from orchestrator import create_app
+
+    app = create_app(orchestrator_env)
+    yield app.test_client()
+    shutdown(app)
