@@ -20,7 +20,7 @@ PAGE = 500
 
 def resume_point():
     """The sequence number to resume after: Last-Event-ID (a reconnecting browser), else ?after=, else 0."""
-    raw = request.headers.get("Last-Event-ID", request.args.get("after", "0")).strip()
+    raw = (request.headers.get("Last-Event-ID") or request.args.get("after") or "0").strip()
     if not EVENT_ID_RE.fullmatch(raw):
         raise ApiError(400, "invalid_last_event_id", "Last-Event-ID / after must be an event id (a whole number).")
     return int(raw)

@@ -203,8 +203,8 @@ class Service:
             try:
                 if requests.get(f"{self.url}/health", timeout=1).ok:
                     return self
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # not listening yet, or too busy to answer within a second: ask again
             time.sleep(0.1)
         pytest.fail(f"{self.module} did not become healthy:\n{self.log()}")
 
@@ -257,9 +257,9 @@ def sign_up(env):
     from common.config import load_config
     from common.db import connect
 
-    config = load_config(env, require=("DATABASE_URL", "JWT_SECRET"))
-
-    def sign_up(user_id=None):
+    def sign_up(user_id=None, **settings):
+        """A user with a live session; `settings` override env for the tokens (e.g. ACCESS_TTL=2)."""
+        config = load_config({**env, **settings}, require=("DATABASE_URL", "JWT_SECRET"))
         user_id = user_id or f"user-{uuid.uuid4().hex[:8]}"
         with connect(config.database_url) as conn:
             conn.execute("INSERT INTO users (id) VALUES (%s) ON CONFLICT DO NOTHING", (user_id,))
@@ -269,23 +269,27 @@ def sign_up(env):
     return sign_up
 
 
-def read_sse(response, until=None, limit=1000):
+def read_sse(response, until=None, limit=1000, into=None):
     """Parse an SSE response into [{"id", "event", "data"}] until the stream ends, `until(event)` is
-    true, or `limit` events arrived. Comments (heartbeats) are returned as {"comment": text}."""
+    true, or `limit` events arrived. Comments (heartbeats) are returned as {"comment": text}. Events
+    are appended to `into` as they arrive, when given (for a reader on another thread)."""
     import json
 
-    events, current = [], {}
+    events, current = ([] if into is None else into), {}
     for line in response.iter_lines(decode_unicode=True):
         if line.startswith(":"):
             events.append({"comment": line[1:].strip()})
         elif line.startswith(("id:", "event:", "data:")):
             name, _, value = line.partition(":")
             current[name] = json.loads(value.strip()) if name == "data" else value.strip()
+            continue
         elif line == "" and current:
             events.append(current)
             current = {}
-            if (until and until(events[-1])) or len(events) >= limit:
-                break
+        else:
+            continue
+        if (until and until(events[-1])) or len(events) >= limit:
+            break
     return events
 
 

@@ -1,0 +1,163 @@
+"""Streams and runs stay truthful when things go wrong: dead executors, logouts, expiry, lost listeners."""
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import requests
+
+from tests.conftest import read_sse
+
+SLOW = {"RUN_STEP_DELAY_MS": "200", "RUN_LEASE_SECONDS": "2"}
+
+
+def create_run(service, user, steps=10):
+    response = requests.post(
+        f"{service.url}/runs", json={"prompt": "Check the lease", "steps": steps}, headers=user["headers"], timeout=10
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def run_status(service, user, run_id):
+    return requests.get(f"{service.url}/runs/{run_id}", headers=user["headers"], timeout=10).json()
+
+
+def wait_for(predicate, timeout, interval=0.05):
+    """Poll `predicate` until it returns something truthy; return it, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"not true within {timeout}s")
+
+
+def open_stream(service, user, run_id, headers=None):
+    return requests.get(
+        f"{service.url}/runs/{run_id}/events", headers={**user["headers"], **(headers or {})}, stream=True, timeout=15
+    )
+
+
+def collect(response, into):
+    """Read a stream to its end on a thread, appending events to `into`."""
+    thread = threading.Thread(target=read_sse, args=(response,), kwargs={"into": into}, daemon=True)
+    thread.start()
+    return thread
+
+
+def kill_instance(service):
+    """SIGKILL gunicorn's workers and master at once: nothing gets to clean up."""
+    children = Path(f"/proc/{service.proc.pid}/task/{service.proc.pid}/children").read_text().split()
+    for pid in [*map(int, children), service.proc.pid]:
+        os.kill(pid, signal.SIGKILL)
+    service.proc.wait(10)
+
+
+def test_a_killed_executor_s_run_is_failed_by_another_instance_within_the_lease_bound(
+    start_service, orchestrator_env, sign_up, db
+):
+    env = {**orchestrator_env, **SLOW}
+    a, b = start_service("orchestrator", env), start_service("orchestrator", env)
+    user = sign_up()
+    run_id = create_run(a, user, steps=20)
+    wait_for(lambda: run_status(b, user, run_id)["status"] == "running", 5)
+    seen = []
+    reader = collect(open_stream(b, user, run_id), seen)
+    wait_for(lambda: len(seen) >= 3, 5)
+
+    kill_instance(a)
+    killed_at = time.monotonic()
+    failed = wait_for(lambda: (s := run_status(b, user, run_id))["status"] == "failed" and s, 10)
+    elapsed = time.monotonic() - killed_at
+    # The documented bound: RUN_LEASE_SECONDS plus one reaper interval (a third of the lease).
+    assert elapsed < 2 + 2 / 3 + 1, f"failed after {elapsed:.1f}s"
+    assert failed["error"] == "executor_lost"
+
+    reader.join(10)
+    assert seen[-1]["event"] == "failed" and seen[-1]["data"]["reason"] == "executor_lost"
+    ids = [int(e["id"]) for e in seen if "event" in e]
+    assert ids == list(range(1, len(ids) + 1))
+    last = db.execute("SELECT type FROM run_events WHERE run_id = %s ORDER BY seq DESC LIMIT 1", (run_id,))
+    assert last.fetchone()["type"] == "failed"
+
+
+def test_logout_on_the_api_ends_open_streams_on_the_orchestrator_at_once(start_service, orchestrator_env, sign_up):
+    api = start_service("api", orchestrator_env)
+    orchestrator = start_service("orchestrator", {**orchestrator_env, **SLOW})
+    user = sign_up()
+    run_id = create_run(orchestrator, user, steps=20)
+    seen = []
+    reader = collect(open_stream(orchestrator, user, run_id), seen)
+    wait_for(lambda: len(seen) >= 2, 5)
+
+    assert requests.post(f"{api.url}/auth/logout", headers=user["headers"], timeout=10).status_code == 204
+    logged_out = time.monotonic()
+    reader.join(5)
+    assert not reader.is_alive()
+    assert time.monotonic() - logged_out < 2
+    assert seen[-1]["event"] == "close" and seen[-1]["data"] == {"reason": "session_revoked"}
+    assert open_stream(orchestrator, user, run_id).status_code == 401
+
+
+def test_a_stream_ends_when_the_token_that_opened_it_expires(start_service, orchestrator_env, sign_up):
+    env = {**orchestrator_env, **SLOW, "ACCESS_TTL": "2"}
+    orchestrator = start_service("orchestrator", env)
+    user = sign_up(ACCESS_TTL="2")
+    run_id = create_run(orchestrator, user, steps=30)
+    opened = time.monotonic()
+    events = read_sse(open_stream(orchestrator, user, run_id))
+    assert time.monotonic() - opened < 3
+    assert events[-1] == {"id": events[-1]["id"], "event": "close", "data": {"reason": "token_expired"}}
+    assert run_status(orchestrator, sign_up(user["userId"]), run_id)["status"] == "running"
+
+
+def test_streams_reaching_their_maximum_lifetime_close_and_resume_without_a_gap(
+    start_service, orchestrator_env, sign_up
+):
+    orchestrator = start_service("orchestrator", {**orchestrator_env, **SLOW, "SSE_MAX_STREAM_SECONDS": "1"})
+    user = sign_up()
+    run_id = create_run(orchestrator, user, steps=3)
+    events, last = [], "0"
+    for _ in range(20):
+        part = read_sse(open_stream(orchestrator, user, run_id, {"Last-Event-ID": last}))
+        events += [e for e in part if e.get("event") not in (None, "close")]
+        if part[-1]["event"] != "close":
+            break
+        assert part[-1]["data"] == {"reason": "max_lifetime"}
+        last = part[-1]["id"]
+    assert [int(e["id"]) for e in events] == list(range(1, 4 + 4 * 3 + 1))
+    assert events[-1]["event"] == "completed"
+
+
+def test_a_lost_listen_connection_is_re_established_and_streams_miss_nothing(
+    start_service, orchestrator_env, sign_up, database_url, pg_server
+):
+    orchestrator = start_service("orchestrator", {**orchestrator_env, "WEB_CONCURRENCY": "1", **SLOW})
+    user = sign_up()
+    run_id = create_run(orchestrator, user, steps=6)
+    seen = []
+    reader = collect(open_stream(orchestrator, user, run_id), seen)
+    name = database_url.rsplit("/", 1)[1]
+    with psycopg.connect(pg_server, autocommit=True) as admin:
+
+        def listeners(action="pid"):
+            query = (
+                f"SELECT {action} FROM pg_stat_activity WHERE datname = %s AND application_name = 'oneshot-listener'"
+            )
+            return admin.execute(query, (name,)).fetchall()
+
+        for _ in range(2):
+            wait_for(listeners, 5)  # (re-)established
+            assert len(listeners("pg_terminate_backend(pid)")) == 1
+            time.sleep(0.3)  # events keep being written while no one listens
+        wait_for(listeners, 5)
+    reader.join(15)
+    ids = [int(e["id"]) for e in seen if "event" in e]
+    assert ids == list(range(1, 4 + 4 * 6 + 1))
+    assert seen[-1]["event"] == "completed"
+    assert "listener connection lost" in orchestrator.log()
