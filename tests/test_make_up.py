@@ -35,25 +35,27 @@ def make(target, clone, env):
 
 
 def test_make_up_from_a_clean_clone_serves_and_make_down_stops_everything(clean_clone):
-    api_port = free_port()
+    api_port, orchestrator_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env.update(API_PORT=str(api_port), LOCAL_PG_PORT=str(free_port()))
+    env.update(API_PORT=str(api_port), ORCHESTRATOR_PORT=str(orchestrator_port), LOCAL_PG_PORT=str(free_port()))
 
     output = make("up", clean_clone, env)
     assert "wrote .env with a freshly generated JWT_SECRET" in output
     secret = next(line for line in (clean_clone / ".env").read_text().splitlines() if line.startswith("JWT_SECRET="))
     assert secret != f"JWT_SECRET={PLACEHOLDER_SECRET}" and len(secret) > len("JWT_SECRET=") + 32
     assert oct((clean_clone / ".env").stat().st_mode & 0o777) == "0o600"
-    assert requests.get(f"http://127.0.0.1:{api_port}/health", timeout=5).json() == {"ok": True}
-    assert requests.get(f"http://127.0.0.1:{api_port}/ready", timeout=5).json() == {"ok": True}
+    for port in (api_port, orchestrator_port):
+        assert requests.get(f"http://127.0.0.1:{port}/health", timeout=5).json() == {"ok": True}
+        assert requests.get(f"http://127.0.0.1:{port}/ready", timeout=5).json() == {"ok": True}
 
     again = make("up", clean_clone, env)  # idempotent, and .env is never rewritten
     assert "already running" in again and "wrote .env" not in again
     assert secret in (clean_clone / ".env").read_text()
 
-    pid = int((clean_clone / ".run" / "api.pid").read_text())
+    pids = [int((clean_clone / ".run" / f"{name}.pid").read_text()) for name in ("api", "orchestrator")]
     make("down", clean_clone, env)
-    assert not Path(f"/proc/{pid}").exists()
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
     assert not (clean_clone / ".data" / "pg" / "postmaster.pid").exists()
-    with pytest.raises(requests.ConnectionError):
-        requests.get(f"http://127.0.0.1:{api_port}/health", timeout=2)
+    for port in (api_port, orchestrator_port):
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"http://127.0.0.1:{port}/health", timeout=2)
