@@ -1,9 +1,11 @@
-"""Benchmarks printed as tables (`make bench`): sign-in bursts and /health latency meanwhile.
+"""Benchmarks printed as tables (`make bench`): sign-in bursts and /health latency meanwhile; SSE streams
+held by one gevent worker (memory per stream, and delivery latency of a run's events to every stream).
 
-Starts a throwaway PostgreSQL cluster and the API under gunicorn (gevent), like the tests do.
+Starts a throwaway PostgreSQL cluster and the API and Orchestrator under gunicorn (gevent), like the tests do.
 """
 
 import concurrent.futures
+import os
 import shutil
 import statistics
 import subprocess
@@ -18,8 +20,13 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.conftest import ROOT, Service, admin_execute, free_port, service_env, with_database  # noqa: E402
+from tests.orchestrator.test_scale import SseClients, allow_open_files, proc_status, worker_pids  # noqa: E402
 
 PASSWORD = "correct horse battery"
+COMMAND = "bin/bench (make bench)"
+STREAM_COUNTS = (1000, 5000)
+STEP_DELAY_MS = 1000  # one run event a second: each fan-out to every stream is over before the next
+TIMED_EVENTS = 10
 
 
 def ms(seconds):
@@ -80,6 +87,149 @@ def bench_logins(database_url, workers, burst=20):
         service.stop()
 
 
+def sign_up(env, user_id):
+    """An account and a session made straight through the API's code (as the tests' `sign_up` does);
+    return the request headers carrying its access token."""
+    from api import sessions
+    from common.config import load_config
+    from common.db import connect
+
+    config = load_config(env, require=("DATABASE_URL", "JWT_SECRET"))
+    with connect(config.database_url) as conn:
+        conn.execute("INSERT INTO users (id) VALUES (%s) ON CONFLICT DO NOTHING", (user_id,))
+        pair = sessions.start(conn, config, user_id)
+    return {"Authorization": f"Bearer {pair['token']}"}
+
+
+def event_times(database_url, run_id, first, last):
+    """{seq: created_at as epoch seconds} of a run's events `first`..`last`, read from the database."""
+    from common.db import connect
+
+    with connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT seq, extract(epoch FROM created_at)::float8 AS at FROM run_events"
+            " WHERE run_id = %s AND seq BETWEEN %s AND %s",
+            (run_id, first, last),
+        ).fetchall()
+    return {row["seq"]: row["at"] for row in rows}
+
+
+def last_seq(database_url, run_id):
+    """The sequence number of the newest event of a run."""
+    from common.db import connect
+
+    with connect(database_url) as conn:
+        return conn.execute("SELECT last_seq FROM runs WHERE id = %s", (run_id,)).fetchone()["last_seq"]
+
+
+def bench_streams(database_url, count):
+    """Start the Orchestrator with one gevent worker, measure it holding `count` streams, stop it.
+
+    Its log is kept (and its path printed) only when the measurement fails.
+    """
+    lease = max(10, 3 * STEP_DELAY_MS // 1000)
+    env = service_env(
+        database_url,
+        WEB_CONCURRENCY=1,
+        SSE_MAX_STREAMS_PER_USER=count,
+        RUN_STEP_DELAY_MS=STEP_DELAY_MS,
+        RUN_LEASE_SECONDS=lease,
+        LOG_LEVEL="WARNING",
+    )
+    log_fd, log_path = tempfile.mkstemp(prefix="oneshot-bench-orchestrator-", suffix=".log")
+    os.close(log_fd)
+    service = Service("orchestrator", env, Path(log_path)).start()
+    try:
+        measured = measure_streams(service, env, count)
+    except BaseException:
+        service.stop()
+        print(f"orchestrator log: {log_path}", file=sys.stderr)
+        raise
+    service.stop()
+    os.unlink(log_path)
+    return measured
+
+
+def measure_streams(service, env, count):
+    """Hold `count` SSE streams of one run on the service's single worker; return a dict of measurements.
+
+    Memory: the worker's VmRSS before the streams (after a run was created, so the code paths are
+    warm) and with them open. Latency: for TIMED_EVENTS events the run writes after every stream is
+    subscribed, arrival at each client socket (time.time()) minus the event's `created_at` (the start
+    of the step's transaction, on the database's clock, on this machine) — over every (event, client).
+    """
+    database_url = env["DATABASE_URL"]
+    [worker] = worker_pids(service.proc.pid)
+    headers = sign_up(env, f"bench-streams-{count}")
+    created = requests.post(
+        f"{service.url}/runs", json={"prompt": "Benchmark the streams", "steps": 50}, headers=headers, timeout=10
+    )
+    created.raise_for_status()
+    run_id = created.json()["id"]
+    requests.get(f"{service.url}/runs/{run_id}", headers=headers, timeout=10).raise_for_status()
+    rss_empty = proc_status(worker, "VmRSS")
+
+    with SseClients(service.url) as clients:
+        started = time.perf_counter()
+        streams = clients.open(f"/runs/{run_id}/events", headers, count, timeout=120)
+        opened_in = time.perf_counter() - started
+        refused = [s for s in streams if s.status != 200]
+        if refused:
+            raise RuntimeError(f"{len(refused)} of {count} streams refused, e.g. {refused[0].status}")
+        clients.pump(lambda: False, 1.0)  # let the replays land
+        rss_streams = proc_status(worker, "VmRSS")
+        threads = proc_status(worker, "Threads")
+
+        # Every stream is subscribed now: time only events written from here on.
+        first = last_seq(database_url, run_id) + 1
+        last = first + TIMED_EVENTS - 1
+        timeout = TIMED_EVENTS * STEP_DELAY_MS / 1000 + 30
+        if not clients.pump(lambda: all(s.last_id >= last for s in streams), timeout, check_every=0.2):
+            raise RuntimeError(f"event {last} did not reach every stream within {timeout:.0f}s")
+        committed = event_times(database_url, run_id, first, last)
+        latencies = [
+            e["at"] - committed[int(e["id"])]
+            for s in streams
+            for e in s.events
+            if "event" in e and first <= int(e["id"]) <= last
+        ]
+    return {
+        "opened_in": opened_in,
+        "rss_empty": rss_empty,
+        "rss_streams": rss_streams,
+        "threads": threads,
+        "latencies": latencies,
+    }
+
+
+def print_streams_table(server):
+    """The second table: idle SSE streams on one gevent worker, memory and delivery latency."""
+    print()
+    print(f"SSE streams on one gevent worker — command: {COMMAND}; the client runs on the same machine and cores")
+    print(
+        f"  N streams of one run held open, then {TIMED_EVENTS} of its events (one per {STEP_DELAY_MS} ms) timed from"
+        " run_events.created_at to arrival at each client socket"
+    )
+    print(
+        f"{'streams':>7} | {'open s':>6} | {'RSS empty MB':>12} | {'RSS streams MB':>14} | {'KB/stream':>9} | "
+        f"{'threads':>7} | {'latency p50 ms':>14} | {'p99 ms':>8} | {'max ms':>8} | (event, client) pairs"
+    )
+    for count in STREAM_COUNTS:
+        if not allow_open_files(count + 1000):
+            print(f"{count:>7} | skipped: the open-file limit is too low (ulimit -Hn)")
+            continue
+        name = f"bench_streams_{count}"
+        admin_execute(server, f'CREATE DATABASE "{name}"')
+        m = bench_streams(with_database(server, name), count)
+        per_stream = (m["rss_streams"] - m["rss_empty"]) / count
+        empty_mb, streams_mb, latencies = m["rss_empty"] / 1024, m["rss_streams"] / 1024, m["latencies"]
+        print(
+            f"{count:>7} | {m['opened_in']:>6.1f} | {empty_mb:>12.1f} | {streams_mb:>14.1f} | {per_stream:>9.1f} | "
+            f"{m['threads']:>7} | {ms(statistics.median(latencies)):>14} | {ms(percentile(latencies, 0.99))} | "
+            f"{ms(max(latencies))} | {len(latencies)}"
+        )
+
+
 def main():
     datadir = tempfile.mkdtemp(prefix="oneshot-bench-pg-")
     port = free_port()
@@ -100,6 +250,7 @@ def main():
                 f"{ms(statistics.median(idle)):>15} | {ms(statistics.median(during)):>10} | "
                 f"{ms(percentile(during, 0.99)):>10} | {ms(max(during)):>10} | {len(during)}"
             )
+        print_streams_table(server)
     finally:
         subprocess.run([ROOT / "bin" / "pg-local", "stop", datadir], check=False)
         shutil.rmtree(datadir, ignore_errors=True)

@@ -63,8 +63,8 @@ class Executor:
     def _execute(self, run):
         events = [("running", {"status": "running"}), *script(run["prompt"], run["steps"])]
         for n, (event_type, data) in enumerate(events):
-            if n:
-                time.sleep(self.config.run_step_delay_ms / 1000)
+            if n and self.stopping.wait(self.config.run_step_delay_ms / 1000):
+                return  # shutting down: close() fails the run
             if not self._step(run["id"], event_type, data):
                 return
 

@@ -45,10 +45,11 @@ LIMIT 100
 FOR UPDATE SKIP LOCKED;
 
 -- name: lock_owned_runs
--- Unfinished runs executed by one worker process (failed when it shuts down).
+-- Unfinished runs executed by one worker process (failed when it shuts down). No SKIP LOCKED: a
+-- step being written right now is waited for, then its run is failed too (unless it just ended).
 SELECT id, user_id, last_seq, status FROM runs
 WHERE status IN ('queued', 'running') AND lease_owner = %(owner)s
-FOR UPDATE SKIP LOCKED;
+FOR UPDATE;
 
 -- name: advance_run
 -- Record that event `seq` happened: new status, renewed lease.
