@@ -20,7 +20,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.conftest import ROOT, Service, admin_execute, free_port, service_env, with_database  # noqa: E402
-from tests.orchestrator.test_scale import SseClients, allow_open_files, proc_status, worker_pids  # noqa: E402
+from tests.sse_clients import SseClients, allow_open_files, proc_status, worker_pids  # noqa: E402
 
 PASSWORD = "correct horse battery"
 COMMAND = "bin/bench (make bench)"

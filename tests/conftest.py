@@ -28,6 +28,18 @@ ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "test-output"
 
 
+def wait_for(predicate, timeout=10.0, interval=0.02):
+    """Poll `predicate` until it returns something truthy; return it, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not true within {timeout}s")
+        time.sleep(interval)
+
+
 def free_port():
     """A TCP port nobody listens on right now."""
     with socket.socket() as s:
@@ -291,6 +303,15 @@ def read_sse(response, until=None, limit=1000, into=None):
         if (until and until(events[-1])) or len(events) >= limit:
             break
     return events
+
+
+def create_run(service, user, steps=3, prompt="Compare three databases"):
+    """POST /runs to a running orchestrator; return the new run's id."""
+    response = requests.post(
+        f"{service.url}/runs", json={"prompt": prompt, "steps": steps}, headers=user["headers"], timeout=10
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
 
 
 @pytest.fixture

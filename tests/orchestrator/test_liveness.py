@@ -4,37 +4,18 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 
 import psycopg
 import requests
 
-from tests.conftest import read_sse
+from tests.conftest import create_run, read_sse, wait_for
+from tests.sse_clients import worker_pids
 
 SLOW = {"RUN_STEP_DELAY_MS": "200", "RUN_LEASE_SECONDS": "2"}
 
 
-def create_run(service, user, steps=10):
-    response = requests.post(
-        f"{service.url}/runs", json={"prompt": "Check the lease", "steps": steps}, headers=user["headers"], timeout=10
-    )
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
-
-
 def run_status(service, user, run_id):
     return requests.get(f"{service.url}/runs/{run_id}", headers=user["headers"], timeout=10).json()
-
-
-def wait_for(predicate, timeout, interval=0.05):
-    """Poll `predicate` until it returns something truthy; return it, or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"not true within {timeout}s")
 
 
 def open_stream(service, user, run_id, headers=None):
@@ -52,8 +33,7 @@ def collect(response, into):
 
 def kill_instance(service):
     """SIGKILL gunicorn's workers and master at once: nothing gets to clean up."""
-    children = Path(f"/proc/{service.proc.pid}/task/{service.proc.pid}/children").read_text().split()
-    for pid in [*map(int, children), service.proc.pid]:
+    for pid in [*worker_pids(service.proc.pid), service.proc.pid]:
         os.kill(pid, signal.SIGKILL)
     service.proc.wait(10)
 

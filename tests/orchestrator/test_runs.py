@@ -11,20 +11,9 @@ from datetime import datetime
 import pytest
 
 from orchestrator.executor import TERMINAL
+from tests.conftest import wait_for
 
 SLOW_STEP_MS = 300
-
-
-def wait_for(predicate, timeout=10.0, interval=0.02):
-    """Poll `predicate` until it returns something truthy; return it, or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"not true within {timeout}s")
-        time.sleep(interval)
 
 
 def create_run(client, user, **body):

@@ -8,7 +8,8 @@ import time
 
 import psycopg
 
-from tests.orchestrator.test_scale import SseClients, create_run
+from tests.conftest import create_run, wait_for
+from tests.sse_clients import SseClients
 
 STREAMS = 20
 EXIT_WITHIN = 10  # seconds; gunicorn's graceful_timeout (25) is the hard limit
@@ -41,12 +42,26 @@ class ExitTimer:
         return self.seconds
 
 
-def wait_for(predicate, timeout, interval=0.05):
-    """Poll `predicate` until it is true; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"not true within {timeout}s"
-        time.sleep(interval)
+def sigterm_with_open_streams(service, path, user):
+    """Open STREAMS streams of `path`, SIGTERM the service; every stream must end with a shutdown event
+    and the process exit cleanly within EXIT_WITHIN seconds. Returns the streams."""
+    with SseClients(service.url) as clients:
+        streams = clients.open(path, user["headers"], STREAMS, timeout=15)
+        assert [s.status for s in streams] == [200] * STREAMS
+        # Every stream has caught up and is waiting for live events.
+        assert clients.pump(lambda: all(s.named_events() for s in streams), 10)
+
+        timer = ExitTimer(service).signal()
+        ended = clients.pump(lambda: all(s.finished for s in streams), EXIT_WITHIN + 5)
+        exit_seconds = timer.join(EXIT_WITHIN + 5)
+        assert ended, [(len(s.events), s.body_done, s.eof) for s in streams if not s.finished]
+        assert_closed_for_shutdown(streams)
+        closed_in = max(s.named_events()[-1]["at"] for s in streams) - timer.signalled_at
+
+    assert exit_seconds is not None and exit_seconds < EXIT_WITHIN, exit_seconds
+    print(f"{service.module}: last close event {closed_in:.2f}s, process exit {exit_seconds:.2f}s after SIGTERM")
+    assert timer.code == 0, service.log()[-3000:]
+    return streams
 
 
 def assert_failed_by_shutdown(db, run_id):
@@ -77,22 +92,7 @@ def test_sigterm_closes_run_streams_with_a_shutdown_event_and_fails_the_run_in_f
     user = sign_up()
     run_id = create_run(service, user, steps=50)
 
-    with SseClients(service.url) as clients:
-        streams = clients.open(f"/runs/{run_id}/events", user["headers"], STREAMS, timeout=15)
-        assert [s.status for s in streams] == [200] * STREAMS
-        # Every stream has caught up and is waiting for live events.
-        assert clients.pump(lambda: all(s.named_events() for s in streams), 10)
-
-        timer = ExitTimer(service).signal()
-        ended = clients.pump(lambda: all(s.finished for s in streams), EXIT_WITHIN + 5)
-        exit_seconds = timer.join(EXIT_WITHIN + 5)
-        assert ended, [(len(s.events), s.body_done, s.eof) for s in streams if not s.finished]
-        assert_closed_for_shutdown(streams)
-        closed_in = max(s.named_events()[-1]["at"] for s in streams) - timer.signalled_at
-
-    assert exit_seconds is not None and exit_seconds < EXIT_WITHIN, exit_seconds
-    print(f"orchestrator: last close event {closed_in:.2f}s, process exit {exit_seconds:.2f}s after SIGTERM")
-    assert timer.code == 0, service.log()[-3000:]
+    sigterm_with_open_streams(service, f"/runs/{run_id}/events", user)
     assert_failed_by_shutdown(db, run_id)
 
 
@@ -126,19 +126,5 @@ def test_sigterm_closes_api_event_streams_with_a_shutdown_event(start_service, e
     service = start_service("api", {**env, "SSE_MAX_STREAMS_PER_USER": "100"})
     user = sign_up()
 
-    with SseClients(service.url) as clients:
-        streams = clients.open("/events", user["headers"], STREAMS, timeout=15)
-        assert [s.status for s in streams] == [200] * STREAMS
-        assert clients.pump(lambda: all(s.named_events() for s in streams), 10)
-        assert all(s.named_events()[0]["event"] == "ready" for s in streams)
-
-        timer = ExitTimer(service).signal()
-        ended = clients.pump(lambda: all(s.finished for s in streams), EXIT_WITHIN + 5)
-        exit_seconds = timer.join(EXIT_WITHIN + 5)
-        assert ended, [(len(s.events), s.body_done, s.eof) for s in streams if not s.finished]
-        assert_closed_for_shutdown(streams)
-        closed_in = max(s.named_events()[-1]["at"] for s in streams) - timer.signalled_at
-
-    assert exit_seconds is not None and exit_seconds < EXIT_WITHIN, exit_seconds
-    print(f"api: last close event {closed_in:.2f}s, process exit {exit_seconds:.2f}s after SIGTERM")
-    assert timer.code == 0, service.log()[-3000:]
+    streams = sigterm_with_open_streams(service, "/events", user)
+    assert all(s.named_events()[0]["event"] == "ready" for s in streams)

@@ -9,29 +9,8 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
-from tests.conftest import read_sse
-
-TERMINAL = ("completed", "failed", "cancelled")
-
-
-def wait_for(predicate, timeout=10.0, interval=0.02):
-    """Poll `predicate` until it returns something truthy; return it, or fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"not true within {timeout}s")
-        time.sleep(interval)
-
-
-def create_run(service, user, prompt="Compare three databases", steps=3):
-    response = requests.post(
-        f"{service.url}/runs", json={"prompt": prompt, "steps": steps}, headers=user["headers"], timeout=10
-    )
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
+from orchestrator.executor import TERMINAL
+from tests.conftest import create_run, read_sse, wait_for
 
 
 def get_run(service, user, run_id):
