@@ -39,9 +39,10 @@ def authenticate():
     return claims
 
 
-def session_is_live(pool, session_id, user_id):
-    """The same session check, for streams: they borrow a pooled connection only for the lookup."""
-    with pool.connection() as conn:
+def session_is_live(pool, session_id, user_id, timeout=3):
+    """The same session check, for streams: they borrow a pooled connection only for the lookup, and
+    give up after `timeout` seconds when the database is away (PoolTimeout)."""
+    with pool.connection(timeout=timeout) as conn:
         return queries.one(conn, "get_live_session", session_id=session_id, user_id=user_id) is not None
 
 

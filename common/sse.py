@@ -9,6 +9,7 @@ import queue
 import threading
 import time
 
+import psycopg
 from flask import Response, current_app
 
 from common import metrics, notify
@@ -75,7 +76,7 @@ def stream_response(user_id, chunks):
 
 def watch(inbox, config, claims, session_live):
     """What a stream should do next, forever: ("message", m), ("resync", None), ("heartbeat", None),
-    or finally ("close", reason) — shutdown, token_expired, session_revoked or max_lifetime.
+    or finally ("close", reason) — shutdown, token_expired, session_revoked, max_lifetime or unavailable.
 
     Heartbeats and resyncs re-check the session too, so a revocation whose notification was missed
     still ends the stream within one heartbeat.
@@ -103,7 +104,12 @@ def watch(inbox, config, claims, session_live):
             yield "close", "shutdown"
             return
         if item in (RESYNC, "heartbeat") or item.get("kind") == "session":
-            if not session_live():
+            try:
+                live = session_live()
+            except psycopg.OperationalError:  # PoolTimeout included
+                yield "close", "unavailable"
+                return
+            if not live:
                 yield "close", "session_revoked"
                 return
             if item == RESYNC:

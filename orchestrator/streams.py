@@ -3,7 +3,6 @@
 import re
 
 import psycopg
-import psycopg_pool
 from flask import Blueprint, current_app, g, request
 
 from common import queries, sse
@@ -54,7 +53,7 @@ class RunStream:
         """Events after the last one sent, from the database; (texts, finished)."""
         texts = []
         while True:
-            with self.pool.connection() as conn:
+            with self.pool.connection(timeout=3) as conn:
                 rows = queries.rows(conn, "run_events_after", run_id=self.run_id, after=self.last, limit=PAGE)
             for row in rows:
                 texts.append(self._event(row["seq"], row["type"], row["data"]))
@@ -93,7 +92,7 @@ class RunStream:
                     yield from texts
                 if finished:
                     return
-        except (psycopg.OperationalError, psycopg_pool.PoolTimeout):
+        except psycopg.OperationalError:  # PoolTimeout included: the database went away mid-stream
             yield sse.event(self.last, "close", {"reason": "unavailable"})
         finally:
             self.broker.unsubscribe(inbox)

@@ -6,8 +6,10 @@ import threading
 import time
 
 import psycopg
+import pytest
 import requests
 
+from orchestrator.executor import TERMINAL
 from tests.conftest import create_run, read_sse, wait_for
 from tests.sse_clients import worker_pids
 
@@ -141,3 +143,28 @@ def test_a_lost_listen_connection_is_re_established_and_streams_miss_nothing(
     assert ids == list(range(1, 4 + 4 * 6 + 1))
     assert seen[-1]["event"] == "completed"
     assert "listener connection lost" in orchestrator.log()
+
+
+def test_a_database_restart_mid_run_closes_streams_and_leaves_no_run_running(
+    start_service, orchestrator_env, sign_up, pg_cluster
+):
+    if pg_cluster.datadir is None:
+        pytest.skip("restarting needs the throwaway cluster (DATABASE_URL is set)")
+    orchestrator = start_service("orchestrator", {**orchestrator_env, **SLOW, "SSE_HEARTBEAT_SECONDS": "1"})
+    user = sign_up()
+    run_id = create_run(orchestrator, user, steps=10)
+    seen = []
+    reader = collect(open_stream(orchestrator, user, run_id), seen)
+    wait_for(lambda: len(seen) >= 3, 5)
+    pg_cluster.stop()
+    try:
+        reader.join(10)  # noticed at the next heartbeat (1 s), after a 3 s wait for a connection
+        assert seen[-1]["event"] == "close" and seen[-1]["data"] == {"reason": "unavailable"}
+    finally:
+        pg_cluster.start()
+    # The run goes on (its executor retries the step) or is failed by the reaper: never stuck.
+    ended = wait_for(lambda: (r := run_status(orchestrator, user, run_id))["status"] in TERMINAL and r, 20)
+    assert ended["status"] in ("completed", "failed")
+    resumed = read_sse(open_stream(orchestrator, user, run_id, {"Last-Event-ID": seen[-1]["id"]}))
+    ids = [int(e["id"]) for e in seen + resumed if e.get("event") not in (None, "close")]
+    assert ids == list(range(1, len(ids) + 1)) and resumed[-1]["event"] == ended["status"]
