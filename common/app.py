@@ -59,7 +59,7 @@ def worker_started(app, worker):
         hook(worker)
 
 
-def create_service_app(name, config, readiness_checks=None, untimed_paths=()):
+def create_service_app(name, config, readiness_checks=None, untimed_paths=(), cors_origins=None):
     """A Flask app with config, JSON logging, errors, request ids, headers, CORS, metrics and health."""
     configure_logging(config.log_level)
     app = Flask(name)
@@ -69,7 +69,7 @@ def create_service_app(name, config, readiness_checks=None, untimed_paths=()):
     app.extensions["readiness_checks"] = readiness_checks or {}
     errors.init_app(app)
     http.init_app(app)
-    cors.init_app(app, config.cors_origins)
+    cors.init_app(app, config.cors_origins if cors_origins is None else cors_origins)
     metrics.init_app(app, untimed_paths)
     app.register_blueprint(health)
     return app

@@ -46,6 +46,10 @@ class Config:
     sse_max_stream_seconds: int = 3600
     run_step_delay_ms: int = 400
     run_lease_seconds: int = 15
+    api_url: str | None = None
+    proxy_connect_timeout: int = 5
+    proxy_read_timeout: int = 30
+    proxy_stream_idle_timeout: int = 60
     auth_allow_passwordless: bool = False
     log_level: str = "INFO"
 
@@ -89,6 +93,22 @@ def _database_url(env, required):
     if parts.scheme not in ("postgres", "postgresql") or not has_host:
         raise ConfigError("DATABASE_URL must look like postgresql://user@host:5432/dbname")
     return raw
+
+
+def _upstream_url(env, name, required):
+    raw = env.get(name, "").strip()
+    if not raw:
+        if required:
+            raise ConfigError(f"{name} is required (like http://api:4000)")
+        return None
+    try:
+        parts = urllib.parse.urlsplit(raw)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        raise ConfigError(f"{name} is not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.query or parts.fragment:
+        raise ConfigError(f"{name} must be an http(s) URL with a host and at most a path, like http://api:4000")
+    return raw.rstrip("/")
 
 
 def _jwt_secret(env, required):
@@ -156,6 +176,12 @@ def _read(env, require):
         sse_max_stream_seconds=_integer(env, "SSE_MAX_STREAM_SECONDS", Config.sse_max_stream_seconds, 1, day),
         run_step_delay_ms=_integer(env, "RUN_STEP_DELAY_MS", Config.run_step_delay_ms, 0, 60_000),
         run_lease_seconds=_integer(env, "RUN_LEASE_SECONDS", Config.run_lease_seconds, 1, 3600),
+        api_url=_upstream_url(env, "API_URL", "API_URL" in require),
+        proxy_connect_timeout=_integer(env, "PROXY_CONNECT_TIMEOUT", Config.proxy_connect_timeout, 1, 300),
+        proxy_read_timeout=_integer(env, "PROXY_READ_TIMEOUT", Config.proxy_read_timeout, 1, 3600),
+        proxy_stream_idle_timeout=_integer(
+            env, "PROXY_STREAM_IDLE_TIMEOUT", Config.proxy_stream_idle_timeout, 1, 86_400
+        ),
         auth_allow_passwordless=_boolean(env, "AUTH_ALLOW_PASSWORDLESS", False),
         log_level=_text(env, "LOG_LEVEL", Config.log_level, LOG_LEVELS),
     )

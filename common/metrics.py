@@ -6,7 +6,7 @@ to that folder and `/metrics` sums them, so a scrape sees the whole service, not
 
 import os
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_flask_exporter import PrometheusMetrics
 
 
@@ -37,3 +37,8 @@ def counter(app, name, documentation, labels=()):
 def gauge(app, name, documentation, labels=()):
     """A gauge summed over the live worker processes."""
     return Gauge(name, documentation, labels, registry=app.extensions["metrics_registry"], multiprocess_mode="livesum")
+
+
+def histogram(app, name, documentation, labels=()):
+    """A histogram registered with this app."""
+    return Histogram(name, documentation, labels, registry=app.extensions["metrics_registry"])

@@ -1,0 +1,41 @@
+"""The Preview Manager: a reverse proxy in front of the API that forwards a verified identity."""
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from common import metrics
+from common.app import create_service_app, on_shutdown
+from common.config import Config, load_config
+
+# Settings without which the Preview Manager must not start (checked before gunicorn binds).
+REQUIRED_SETTINGS = ("JWT_SECRET", "API_URL")
+
+
+def create_app(config=None):
+    """Build the Preview Manager from `config` (a Config, a mapping of environment variables, or os.environ)."""
+    if not isinstance(config, Config):
+        config = load_config(config, require=REQUIRED_SETTINGS)
+    upstream = requests.Session()
+    upstream.trust_env = False  # never route through an environment proxy: only API_URL is contacted
+    upstream.mount(config.api_url, HTTPAdapter(pool_connections=1, pool_maxsize=100))
+
+    def upstream_ready():
+        return upstream.get(f"{config.api_url}/health", timeout=(config.proxy_connect_timeout, 2)).ok
+
+    # The API answers CORS itself (preflights are proxied): a second set of headers would break it.
+    app = create_service_app("preview", config, {"api": upstream_ready}, untimed_paths=[r"^/api/"], cors_origins=())
+    app.config["MAX_CONTENT_LENGTH"] = None  # bodies stream through; the API enforces its own limit
+    app.url_map.merge_slashes = False  # "//host" must reach the path check, not be quietly merged
+    app.extensions["upstream"] = upstream
+    on_shutdown(app, upstream.close)
+    app.extensions["proxy_latency"] = metrics.histogram(
+        app, "oneshot_proxy_upstream_seconds", "Time until the API's response headers, by status.", ["status"]
+    )
+    app.extensions["proxy_errors"] = metrics.counter(
+        app, "oneshot_proxy_upstream_errors_total", "Requests the API did not answer, by kind.", ["kind"]
+    )
+
+    from preview import proxy
+
+    app.register_blueprint(proxy.bp)
+    return app

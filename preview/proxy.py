@@ -1,0 +1,146 @@
+"""`/api/<path>` → `API_URL/<path>`: a streaming reverse proxy that forwards a verified identity.
+
+Bodies stream both ways in 64 KiB pieces (never whole in memory). Only `API_URL` is ever contacted:
+the path is rebuilt segment by segment under its prefix, and `.`/`..`/empty segments are refused.
+"""
+
+import logging
+import time
+import urllib.parse
+
+import requests
+import urllib3
+from flask import Blueprint, Response, current_app, g, request
+
+from common.auth import bearer_token
+from common.errors import ApiError, unauthorized
+from common.tokens import InvalidToken, verify_access_token
+
+bp = Blueprint("proxy", __name__)
+log = logging.getLogger(__name__)
+
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+HOP_BY_HOP = {"connection", "keep-alive", "te", "trailer", "trailers", "transfer-encoding", "upgrade"}
+# Never taken from the client: the proxy sets them (Host is the upstream's; X-User-Id is verified).
+REPLACED = {
+    "host",
+    "x-user-id",
+    "content-length",
+    "x-request-id",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+}
+PIECE = 64 * 1024
+PCHAR = "!$&'()*+,;=:@-._~"  # characters a path segment may hold unescaped (RFC 3986)
+
+
+def hop_by_hop(headers):
+    """Lower-cased names that must not cross a proxy: the standard ones, Proxy-*, and those Connection names."""
+    named = {n.strip().lower() for v in headers.getlist("Connection") for n in v.split(",") if n.strip()}
+    return HOP_BY_HOP | named | {k.lower() for k in headers.keys() if k.lower().startswith("proxy-")}
+
+
+def upstream_url(base, path, query):
+    """`base` + the request path, each segment re-escaped; 400 for segments that could climb out."""
+    segments = path.split("/") if path else []
+    inner, last = segments[:-1], segments[-1:] or [""]
+    if any(s in ("", ".", "..") for s in inner) or last[0] in (".", "..") or "\\" in path:
+        raise ApiError(400, "invalid_path", "The path may not contain empty, '.' or '..' segments.")
+    url = base + "/" + "/".join(urllib.parse.quote(s, safe=PCHAR) for s in segments)
+    return f"{url}?{query.decode('latin-1')}" if query else url
+
+
+def forwarded_headers(config, claims):
+    """The headers sent upstream: the client's, minus hop-by-hop and spoofable ones, plus ours."""
+    drop = hop_by_hop(request.headers) | REPLACED
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in drop}
+    peer = request.remote_addr or "unknown"
+    trusted = config.trusted_proxy_hops > 0
+    chain = request.headers.get("X-Forwarded-For") if trusted else None
+    headers["X-Forwarded-For"] = f"{chain}, {peer}" if chain else peer
+    headers["X-Forwarded-Proto"] = (trusted and request.headers.get("X-Forwarded-Proto")) or request.scheme
+    headers["X-Forwarded-Host"] = (trusted and request.headers.get("X-Forwarded-Host")) or request.host
+    headers["X-Request-Id"] = g.request_id
+    if claims:
+        headers["X-User-Id"] = claims["sub"]
+    if request.content_length is not None:
+        headers["Content-Length"] = str(request.content_length)
+    return headers
+
+
+class _Body:
+    """The request body as a file-like object of known length, so requests streams it as is."""
+
+    def __init__(self, stream, length):
+        self.stream, self.length = stream, length
+
+    def __len__(self):
+        return self.length
+
+    def read(self, size=PIECE):
+        return self.stream.read(size)
+
+
+def request_body():
+    """What to send upstream: nothing, a sized stream, or (chunked from the client) a generator."""
+    if request.content_length is not None:
+        return _Body(request.stream, request.content_length) if request.content_length else None
+    if request.headers.get("Transfer-Encoding", "").lower() == "chunked":
+        return iter(lambda: request.stream.read(PIECE), b"")
+    return None
+
+
+def verified_claims(config):
+    """The bearer token's claims, None without a bearer token, 401 for an invalid one (never forwarded)."""
+    token = bearer_token()
+    if token is None:
+        return None
+    try:
+        return verify_access_token(config, token)
+    except InvalidToken:
+        raise unauthorized("The access token is invalid or expired.") from None
+
+
+@bp.route("/api/", defaults={"path": ""}, methods=METHODS, provide_automatic_options=False)
+@bp.route("/api/<path:path>", methods=METHODS, provide_automatic_options=False)
+def forward(path):
+    """Relay the request to the API and stream its answer back."""
+    config, ext = current_app.extensions["config"], current_app.extensions
+    url = upstream_url(config.api_url, path, request.query_string)
+    claims = verified_claims(config)
+    wants_stream = "text/event-stream" in request.headers.get("Accept", "")
+    read_timeout = config.proxy_stream_idle_timeout if wants_stream else config.proxy_read_timeout
+    started = time.perf_counter()
+    try:
+        upstream = ext["upstream"].request(
+            request.method,
+            url,
+            headers=forwarded_headers(config, claims),
+            data=request_body(),
+            stream=True,
+            allow_redirects=False,
+            timeout=(config.proxy_connect_timeout, read_timeout),
+        )
+    except requests.Timeout:
+        ext["proxy_errors"].labels(kind="timeout").inc()
+        raise ApiError(504, "upstream_timeout", "The API did not answer in time.") from None
+    except requests.ConnectionError:
+        ext["proxy_errors"].labels(kind="unreachable").inc()
+        raise ApiError(502, "upstream_unavailable", "The API could not be reached.") from None
+    ext["proxy_latency"].labels(status=str(upstream.status_code)).observe(time.perf_counter() - started)
+    drop = hop_by_hop(upstream.raw.headers)
+    # items() keeps repeated headers (several Set-Cookie) apart.
+    headers = [(k, v) for k, v in upstream.raw.headers.items() if k.lower() not in drop]
+    response = Response(relay(upstream), status=upstream.status_code, headers=headers, direct_passthrough=True)
+    response.call_on_close(upstream.close)
+    return response
+
+
+def relay(upstream):
+    """The upstream body, piece by piece as it arrives (an SSE event is passed on at once)."""
+    try:
+        yield from upstream.raw.stream(PIECE, decode_content=False)
+    except (urllib3.exceptions.HTTPError, OSError) as e:
+        # Headers are sent already: all that is left is to end the body; the client sees it cut.
+        log.warning("upstream body ended early: %s", type(e).__name__)
