@@ -35,16 +35,16 @@ def make(target, clone, env):
 
 
 def test_make_up_from_a_clean_clone_serves_and_make_down_stops_everything(clean_clone):
-    api_port, orchestrator_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env.update(API_PORT=str(api_port), ORCHESTRATOR_PORT=str(orchestrator_port), LOCAL_PG_PORT=str(free_port()))
+    ports = {"api": free_port(), "orchestrator": free_port(), "preview": free_port()}
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "API_URL")}
+    env.update({f"{name.upper()}_PORT": str(port) for name, port in ports.items()}, LOCAL_PG_PORT=str(free_port()))
 
     output = make("up", clean_clone, env)
     assert "wrote .env with a freshly generated JWT_SECRET" in output
     secret = next(line for line in (clean_clone / ".env").read_text().splitlines() if line.startswith("JWT_SECRET="))
     assert secret != f"JWT_SECRET={PLACEHOLDER_SECRET}" and len(secret) > len("JWT_SECRET=") + 32
     assert oct((clean_clone / ".env").stat().st_mode & 0o777) == "0o600"
-    for port in (api_port, orchestrator_port):
+    for port in ports.values():
         assert requests.get(f"http://127.0.0.1:{port}/health", timeout=5).json() == {"ok": True}
         assert requests.get(f"http://127.0.0.1:{port}/ready", timeout=5).json() == {"ok": True}
 
@@ -52,10 +52,10 @@ def test_make_up_from_a_clean_clone_serves_and_make_down_stops_everything(clean_
     assert "already running" in again and "wrote .env" not in again
     assert secret in (clean_clone / ".env").read_text()
 
-    pids = [int((clean_clone / ".run" / f"{name}.pid").read_text()) for name in ("api", "orchestrator")]
+    pids = [int((clean_clone / ".run" / f"{name}.pid").read_text()) for name in ports]
     make("down", clean_clone, env)
     assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
     assert not (clean_clone / ".data" / "pg" / "postmaster.pid").exists()
-    for port in (api_port, orchestrator_port):
+    for port in ports.values():
         with pytest.raises(requests.ConnectionError):
             requests.get(f"http://127.0.0.1:{port}/health", timeout=2)

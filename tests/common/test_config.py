@@ -235,3 +235,19 @@ def test_every_config_error_message_is_one_line_naming_its_variable():
     for name in ["ACCESS_TTL", "AUTH_ALLOW_PASSWORDLESS", "LOG_LEVEL", "CORS_ORIGINS", "DATABASE_URL"]:
         message = config_error({name: nasty}, name)
         assert re.fullmatch(r"[^\r\n]+", message)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["ftp://api:4000", "api:4000", "http://", "http://user:pw@api:4000", "http://api:4000/?x=1", "http://api:99999"],
+)
+def test_api_url_must_be_a_plain_http_url(value):
+    with pytest.raises(ConfigError, match="API_URL") as error:
+        load_config({"API_URL": value})
+    assert "\n" not in str(error.value)
+
+
+def test_api_url_keeps_its_path_prefix_without_a_trailing_slash():
+    assert load_config({"API_URL": "https://gw.test:8443/oneshot/"}).api_url == "https://gw.test:8443/oneshot"
+    with pytest.raises(ConfigError, match="API_URL is required"):
+        load_config({}, require=("API_URL",))
