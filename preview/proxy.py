@@ -54,7 +54,10 @@ def upstream_url(base, path, query):
 def forwarded_headers(config, claims):
     """The headers sent upstream: the client's, minus hop-by-hop and spoofable ones, plus ours."""
     drop = hop_by_hop(request.headers) | REPLACED
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in drop}
+    headers = {}
+    for name, value in request.headers.items():
+        if name.lower() not in drop:  # a repeated header travels as one, its values comma-joined
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
     peer = request.remote_addr or "unknown"
     trusted = config.trusted_proxy_hops > 0
     chain = request.headers.get("X-Forwarded-For") if trusted else None
