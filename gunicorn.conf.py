@@ -42,6 +42,12 @@ preload_app = False
 # over it, and nothing here uses it.
 control_socket_disable = True
 
+# Addresses whose X-Forwarded-Proto gunicorn believes (it sets the request scheme from it): only a
+# proxy we were told about (TRUSTED_PROXY_HOPS > 0, e.g. nginx on the same host), never a client.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS") or (
+    "127.0.0.1,::1" if os.environ.get("TRUSTED_PROXY_HOPS", "0").strip() not in ("", "0") else ""
+)
+
 # --- Timeouts -----------------------------------------------------------------------------------
 # A worker whose event loop is blocked this long is restarted (idle streams do not trip it).
 timeout = 30

@@ -1,7 +1,9 @@
 """Benchmarks printed as tables (`make bench`): sign-in bursts and /health latency meanwhile; SSE streams
-held by one gevent worker (memory per stream, and delivery latency of a run's events to every stream).
+held by one gevent worker (memory per stream, and delivery latency of a run's events to every stream); the
+latency the Preview Manager adds to an API request.
 
-Starts a throwaway PostgreSQL cluster and the API and Orchestrator under gunicorn (gevent), like the tests do.
+Starts a throwaway PostgreSQL cluster and the API, Orchestrator and Preview Manager under gunicorn (gevent),
+like the tests do.
 """
 
 import concurrent.futures
@@ -27,6 +29,8 @@ COMMAND = "bin/bench (make bench)"
 STREAM_COUNTS = (1000, 5000)
 STEP_DELAY_MS = 1000  # one run event a second: each fan-out to every stream is over before the next
 TIMED_EVENTS = 10
+PROXY_REQUESTS = 500  # sequential GET /me each way, for the Preview Manager table
+PROXY_WARMUP = 50
 
 
 def ms(seconds):
@@ -230,6 +234,69 @@ def print_streams_table(server):
         )
 
 
+def timed_get(http, url, headers):
+    """One GET on a keep-alive session; its latency in seconds (the body read, the status checked)."""
+    started = time.perf_counter()
+    response = http.get(url, headers=headers, timeout=10)
+    elapsed = time.perf_counter() - started
+    if response.status_code != 200:
+        raise RuntimeError(f"GET {url} gave {response.status_code}: {response.text}")
+    return elapsed
+
+
+def bench_proxy(database_url):
+    """GET /me straight from the API and GET /api/me through the Preview Manager, one worker each.
+
+    The two are interleaved (direct, proxied, direct, ...) on two keep-alive sessions, so drift on the
+    machine affects both alike; returns (direct latencies, proxied latencies, per-pair added latencies).
+    """
+    env = service_env(database_url, WEB_CONCURRENCY=1, LOG_LEVEL="WARNING")
+    logs = [Path(tempfile.mkstemp(prefix=f"oneshot-bench-{name}-", suffix=".log")[1]) for name in ("api", "preview")]
+    api = Service("api", env, logs[0]).start()
+    try:
+        preview = Service("preview", {**env, "API_URL": api.url}, logs[1]).start()
+        try:
+            headers = sign_up(env, "bench-proxy")
+            direct, proxied = [], []
+            with requests.Session() as to_api, requests.Session() as to_preview:
+                for _ in range(PROXY_WARMUP):
+                    timed_get(to_api, f"{api.url}/me", headers)
+                    timed_get(to_preview, f"{preview.url}/api/me", headers)
+                for _ in range(PROXY_REQUESTS):
+                    direct.append(timed_get(to_api, f"{api.url}/me", headers))
+                    proxied.append(timed_get(to_preview, f"{preview.url}/api/me", headers))
+        finally:
+            preview.stop()
+    finally:
+        api.stop()
+    for log in logs:
+        log.unlink()
+    return direct, proxied, [p - d for d, p in zip(direct, proxied, strict=True)]
+
+
+def print_proxy_table(server):
+    """The third table: what the Preview Manager adds to an API request."""
+    name = "bench_proxy"
+    admin_execute(server, f'CREATE DATABASE "{name}"')
+    direct, proxied, added = bench_proxy(with_database(server, name))
+    print()
+    print(f"Preview Manager added latency — command: {COMMAND}; one gevent worker each, client on the same machine")
+    print(
+        f"  {PROXY_REQUESTS} sequential GET /me straight to the API and as many GET /api/me through the Preview"
+        f" Manager (interleaved, keep-alive sessions, after {PROXY_WARMUP} warm-up requests each)"
+    )
+    print(f"{'path':>8} | {'p50 ms':>8} | {'p90 ms':>8} | {'p99 ms':>8} | {'max ms':>8} | requests")
+    for label, values in (("direct", direct), ("proxied", proxied)):
+        print(
+            f"{label:>8} | {ms(statistics.median(values))} | {ms(percentile(values, 0.90))} | "
+            f"{ms(percentile(values, 0.99))} | {ms(max(values))} | {len(values)}"
+        )
+    print(
+        f"added latency: median {ms(statistics.median(proxied) - statistics.median(direct)).strip()} ms "
+        f"(p50 proxied - p50 direct); median of per-pair differences {ms(statistics.median(added)).strip()} ms"
+    )
+
+
 def main():
     datadir = tempfile.mkdtemp(prefix="oneshot-bench-pg-")
     port = free_port()
@@ -251,6 +318,7 @@ def main():
                 f"{ms(percentile(during, 0.99)):>10} | {ms(max(during)):>10} | {len(during)}"
             )
         print_streams_table(server)
+        print_proxy_table(server)
     finally:
         subprocess.run([ROOT / "bin" / "pg-local", "stop", datadir], check=False)
         shutil.rmtree(datadir, ignore_errors=True)

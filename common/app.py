@@ -55,7 +55,7 @@ def shutdown(app):
 
 def worker_started(app, worker):
     """Run the worker hooks."""
-    for hook in app.extensions.get("worker_hooks", []):
+    for hook in getattr(app, "extensions", {}).get("worker_hooks", []):
         hook(worker)
 
 

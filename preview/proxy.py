@@ -5,6 +5,7 @@ the path is rebuilt segment by segment under its prefix, and `.`/`..`/empty segm
 """
 
 import logging
+import re
 import time
 import urllib.parse
 
@@ -33,6 +34,7 @@ REPLACED = {
 }
 PIECE = 64 * 1024
 PCHAR = "!$&'()*+,;=:@-._~"  # characters a path segment may hold unescaped (RFC 3986)
+MALFORMED_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 def hop_by_hop(headers):
@@ -48,7 +50,11 @@ def upstream_url(base, path, query):
     if any(s in ("", ".", "..") for s in inner) or last[0] in (".", "..") or "\\" in path:
         raise ApiError(400, "invalid_path", "The path may not contain empty, '.' or '..' segments.")
     url = base + "/" + "/".join(urllib.parse.quote(s, safe=PCHAR) for s in segments)
-    return f"{url}?{query.decode('latin-1')}" if query else url
+    if not query:
+        return url
+    # One malformed escape would make requests re-escape every "%" and change the other parameters.
+    text = MALFORMED_ESCAPE.sub("%25", query.decode("latin-1"))
+    return f"{url}?{urllib.parse.quote(text.encode('latin-1'), safe=PCHAR + '/?%')}"
 
 
 def forwarded_headers(config, claims):
