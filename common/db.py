@@ -66,6 +66,16 @@ def _release(_exc):
 
 
 def ping():
-    """True when the database answers a trivial query."""
-    with current_app.extensions["db_pool"].connection(timeout=2) as conn:
-        return conn.execute("SELECT 1 AS ok").fetchone()["ok"] == 1
+    """True when the database answers a trivial query.
+
+    Tried twice: after a database restart the pool may hand out a connection that died with the old
+    server (it is discarded on return), which says nothing about the server now.
+    """
+    pool = current_app.extensions["db_pool"]
+    for attempt in (1, 2):
+        try:
+            with pool.connection(timeout=2) as conn:
+                return conn.execute("SELECT 1 AS ok").fetchone()["ok"] == 1
+        except psycopg.OperationalError:
+            if attempt == 2:
+                raise
