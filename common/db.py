@@ -12,6 +12,7 @@ from flask import current_app, g
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from common import queries
 from common.app import on_shutdown
 
 CONNECT_TIMEOUT = 10  # seconds to wait at start-up before a wrong DATABASE_URL fails the boot
@@ -75,7 +76,7 @@ def ping():
     for attempt in (1, 2):
         try:
             with pool.connection(timeout=2) as conn:
-                return conn.execute("SELECT 1 AS ok").fetchone()["ok"] == 1
+                return queries.one(conn, "ping")["ok"] == 1
         except psycopg.OperationalError:
             if attempt == 2:
                 raise

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from yoyo import get_backend, read_migrations
 
+from common import queries
 from common.config import ConfigError, load_config
 from common.db import connect
 
@@ -32,7 +33,7 @@ def migrate(database_url):
     lock is taken.
     """
     with connect(database_url) as guard:
-        guard.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_ID,))
+        queries.one(guard, "lock_migrations", key=ADVISORY_LOCK_ID)
         backend = get_backend(yoyo_url(database_url))
         try:
             backend.break_lock()

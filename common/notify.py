@@ -17,6 +17,7 @@ from collections import defaultdict
 
 import psycopg
 
+from common import queries
 from common.app import on_shutdown, on_worker_start
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ def publish(conn, message):
     if len(payload.encode()) > MAX_PAYLOAD:
         # Too large to carry: send the wake-up without the data; listeners read the row instead.
         payload = json.dumps({k: v for k, v in message.items() if k != "data"}, separators=(",", ":"))
-    conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+    queries.one(conn, "notify", channel=CHANNEL, payload=payload)
 
 
 def keys_of(message):
