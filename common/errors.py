@@ -3,7 +3,6 @@
 import logging
 
 import psycopg
-import psycopg_pool
 from flask import jsonify
 from werkzeug.exceptions import HTTPException
 
@@ -72,8 +71,7 @@ def init_app(app):
         code = HTTP_CODES.get(e.code, "http_error")
         return error_response(e.code, code, e.description or e.name, headers)
 
-    @app.errorhandler(psycopg.OperationalError)
-    @app.errorhandler(psycopg_pool.PoolTimeout)
+    @app.errorhandler(psycopg.OperationalError)  # PoolTimeout included
     def handle_database_down(e):
         log.error("database unavailable: %s", e)
         return error_response(503, "database_unavailable", "The database is unavailable; try again shortly.")

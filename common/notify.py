@@ -67,15 +67,12 @@ class Broker:
         self.database_url = database_url
         self.reconnect_delay = reconnect_delay
         self.stopping = threading.Event()
-        self.connected = threading.Event()
         self._subscribers = defaultdict(set)
         self._lock = threading.Lock()
-        self._thread = None
 
     def start(self):
         """Start listening in the background (a greenlet under gevent)."""
-        self._thread = threading.Thread(target=self._run, name="oneshot-listener", daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._run, name="oneshot-listener", daemon=True).start()
         return self
 
     def subscribe(self, *keys):
@@ -133,14 +130,12 @@ class Broker:
             try:
                 with psycopg.connect(self.database_url, autocommit=True, application_name="oneshot-listener") as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
-                    self.connected.set()
                     # Anything sent while we were not listening is lost: subscribers catch up from the store.
                     self.broadcast(RESYNC)
                     while not self.stopping.is_set():
                         for note in conn.notifies(timeout=1.0):
                             self._on_payload(note.payload)
             except psycopg.Error as e:
-                self.connected.clear()
                 if not self.stopping.is_set():
                     log.warning("listener connection lost, reconnecting: %s", " ".join(str(e).split()))
                     time.sleep(self.reconnect_delay)
