@@ -17,6 +17,9 @@ MIN_SECRET_BYTES = 32
 # flask-cors treats such strings as unanchored regular expressions.
 ORIGIN_RE = re.compile(r"https?://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d{1,5})?")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# A URL the browser is given and the web page's CSP names: characters that could end a CSP source
+# expression or an HTML attribute (space, ';', ',', quotes) are impossible by construction.
+PUBLIC_URL_RE = re.compile(r"https?://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d{1,5})?(/[A-Za-z0-9._~%-]+)*/?")
 
 
 class ConfigError(ValueError):
@@ -47,6 +50,8 @@ class Config:
     run_step_delay_ms: int = 400
     run_lease_seconds: int = 15
     api_url: str | None = None
+    public_api_url: str | None = None
+    public_orchestrator_url: str | None = None
     proxy_connect_timeout: int = 5
     proxy_read_timeout: int = 30
     proxy_stream_idle_timeout: int = 60
@@ -108,6 +113,22 @@ def _upstream_url(env, name, required):
         raise ConfigError(f"{name} is not a valid URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.query or parts.fragment:
         raise ConfigError(f"{name} must be an http(s) URL with a host and at most a path, like http://api:4000")
+    return raw.rstrip("/")
+
+
+def _public_url(env, name, required):
+    raw = env.get(name, "").strip()
+    if not raw:
+        if required:
+            raise ConfigError(f"{name} is required: the URL browsers use to reach it, like https://api.example.com")
+        return None
+    try:
+        valid = PUBLIC_URL_RE.fullmatch(raw) and urllib.parse.urlsplit(raw).port != 0
+    except ValueError:  # a port past 65535
+        valid = False
+    if not valid:
+        # The value is not repeated: it could hold a password (user:password@host).
+        raise ConfigError(f"{name} must be a plain http(s) URL: a host, an optional port and path, nothing else")
     return raw.rstrip("/")
 
 
@@ -177,6 +198,8 @@ def _read(env, require):
         run_step_delay_ms=_integer(env, "RUN_STEP_DELAY_MS", Config.run_step_delay_ms, 0, 60_000),
         run_lease_seconds=_integer(env, "RUN_LEASE_SECONDS", Config.run_lease_seconds, 1, 3600),
         api_url=_upstream_url(env, "API_URL", "API_URL" in require),
+        public_api_url=_public_url(env, "PUBLIC_API_URL", "PUBLIC_API_URL" in require),
+        public_orchestrator_url=_public_url(env, "PUBLIC_ORCHESTRATOR_URL", "PUBLIC_ORCHESTRATOR_URL" in require),
         proxy_connect_timeout=_integer(env, "PROXY_CONNECT_TIMEOUT", Config.proxy_connect_timeout, 1, 300),
         proxy_read_timeout=_integer(env, "PROXY_READ_TIMEOUT", Config.proxy_read_timeout, 1, 3600),
         proxy_stream_idle_timeout=_integer(

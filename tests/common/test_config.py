@@ -251,3 +251,88 @@ def test_api_url_keeps_its_path_prefix_without_a_trailing_slash():
     assert load_config({"API_URL": "https://gw.test:8443/oneshot/"}).api_url == "https://gw.test:8443/oneshot"
     with pytest.raises(ConfigError, match="API_URL is required"):
         load_config({}, require=("API_URL",))
+
+
+# The browser is given these URLs in HTML attributes, and the web page's CSP lists them as sources.
+PUBLIC_URLS = [("PUBLIC_API_URL", "public_api_url"), ("PUBLIC_ORCHESTRATOR_URL", "public_orchestrator_url")]
+PUBLIC_URL_IDS = [name for name, _ in PUBLIC_URLS]
+
+
+@pytest.mark.parametrize("name, attribute", PUBLIC_URLS, ids=PUBLIC_URL_IDS)
+@pytest.mark.parametrize(
+    "raw, kept",
+    [
+        ("https://api.example.com", "https://api.example.com"),
+        ("http://127.0.0.1:4000", "http://127.0.0.1:4000"),
+        ("https://gw.example.com:8443/oneshot/api", "https://gw.example.com:8443/oneshot/api"),
+        ("https://api.example.com/", "https://api.example.com"),
+        ("https://gw.example.com/oneshot/", "https://gw.example.com/oneshot"),
+        (" http://localhost:4001 ", "http://localhost:4001"),
+    ],
+    ids=["origin", "with_port", "with_path_prefix", "trailing_slash", "path_and_trailing_slash", "padded"],
+)
+def test_public_urls_are_kept_without_a_trailing_slash(name, attribute, raw, kept):
+    assert getattr(load_config({name: raw}), attribute) == kept
+    assert getattr(load_config({name: raw}, require=(name,)), attribute) == kept
+
+
+@pytest.mark.parametrize("name, attribute", PUBLIC_URLS, ids=PUBLIC_URL_IDS)
+def test_unset_public_url_is_none_unless_required(name, attribute):
+    assert getattr(load_config({}), attribute) is None
+    assert getattr(load_config({name: "  "}), attribute) is None
+    message = config_error({}, name, require=(name,))
+    assert "required" in message
+    config_error({name: " "}, name, require=(name,))
+
+
+@pytest.mark.parametrize("name, attribute", PUBLIC_URLS, ids=PUBLIC_URL_IDS)
+@pytest.mark.parametrize(
+    "value",
+    [
+        "javascript:alert(1)",
+        "http://a.test x",
+        "http://a.test;script-src *",
+        "http://a.test,http://b.test",
+        "'self'",
+        "*",
+        'http://a.test"onload=',
+        "http://a.test'onload=",
+        "http://a.test/><script>",
+        "http://a.test\nhttp://b.test",
+        "ftp://a.test",
+        "a.test",
+        "//a.test",
+        "http://user:pw@a.test",
+        "http://a.test/?q=1",
+        "http://a.test/#x",
+        "http://a.test:99999",
+        "http://a.test:0",
+        "http://*.a.test",
+        "http://",
+    ],
+    ids=[
+        "javascript_scheme",
+        "space",
+        "semicolon",
+        "comma",
+        "csp_keyword",
+        "star",
+        "double_quote",
+        "single_quote",
+        "angle_brackets",
+        "embedded_newline",
+        "not_http",
+        "no_scheme",
+        "scheme_relative",
+        "credentials",
+        "query",
+        "fragment",
+        "port_out_of_range",
+        "port_zero",
+        "wildcard_host",
+        "no_host",
+    ],
+)
+def test_public_url_that_is_not_a_plain_url_is_refused(name, attribute, value):
+    config_error({name: value}, name)
+    config_error({name: value}, name, require=(name,))
