@@ -35,8 +35,9 @@ def make(target, clone, env):
 
 
 def test_make_up_from_a_clean_clone_serves_and_make_down_stops_everything(clean_clone):
-    ports = {"api": free_port(), "orchestrator": free_port(), "preview": free_port()}
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "API_URL")}
+    ports = {"api": free_port(), "orchestrator": free_port(), "preview": free_port(), "web": free_port()}
+    unset = ("DATABASE_URL", "API_URL", "CORS_ORIGINS", "PUBLIC_API_URL", "PUBLIC_ORCHESTRATOR_URL")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     env.update({f"{name.upper()}_PORT": str(port) for name, port in ports.items()}, LOCAL_PG_PORT=str(free_port()))
 
     output = make("up", clean_clone, env)
@@ -47,6 +48,19 @@ def test_make_up_from_a_clean_clone_serves_and_make_down_stops_everything(clean_
     for port in ports.values():
         assert requests.get(f"http://127.0.0.1:{port}/health", timeout=5).json() == {"ok": True}
         assert requests.get(f"http://127.0.0.1:{port}/ready", timeout=5).json() == {"ok": True}
+
+    # The page is wired to the local API and Orchestrator, and they accept its origin.
+    page = requests.get(f"http://127.0.0.1:{ports['web']}/", timeout=5)
+    assert f'data-api-url="http://localhost:{ports["api"]}"' in page.text
+    assert f'data-orchestrator-url="http://localhost:{ports["orchestrator"]}"' in page.text
+    origin = f"http://localhost:{ports['web']}"
+    preflight = requests.options(
+        f"http://127.0.0.1:{ports['orchestrator']}/runs",
+        headers={"Origin": origin, "Access-Control-Request-Method": "POST"},
+        timeout=5,
+    )
+    assert preflight.headers.get("Access-Control-Allow-Origin") == origin
+    assert f"open http://localhost:{ports['web']}" in output
 
     again = make("up", clean_clone, env)  # idempotent, and .env is never rewritten
     assert "already running" in again and "wrote .env" not in again
