@@ -86,6 +86,10 @@ def web_stack(database_url, tmp_path):
         return Stack(api, orchestrator, web, {**env, **wiring})
 
     yield start
+    # All at once: each waits out its open streams and keep-alive connections in parallel.
+    for service in started:
+        if service.proc.poll() is None:
+            service.proc.terminate()
     for service in started:
         service.stop()
 

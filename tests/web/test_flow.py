@@ -166,3 +166,27 @@ def test_phone_width_and_keyboard_only(new_page, web_stack):
     width = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
     assert width[0] <= width[1], f"the page scrolls sideways at phone width: {width}"
     screenshot(page, "phone-finished-run.png")
+
+
+def test_history_statuses_stay_current_across_runs_and_tabs(browser, new_page, web_stack):
+    stack = web_stack(RUN_STEP_DELAY_MS=100)
+    context = browser.new_context()
+    first = new_page(context)
+    register(first, stack)
+    second = new_page(context)
+    second.goto(stack.web.url)
+    expect(second.get_by_text("No runs yet.")).to_be_visible()
+
+    # A long run keeps going while the user opens a short one: its entry still turns Completed.
+    start_run(first, "A long survey", steps=8)
+    start_run(first, "A quick check", steps=1)
+    wait_for_status(first, "completed")
+    long_entry = first.locator(".history-item", has_text="A long survey")
+    expect(long_entry).to_contain_text("Running")
+    expect(long_entry).to_contain_text("Completed", timeout=20_000)
+
+    # The other tab learned of both runs and their outcome without a reload.
+    expect(second.locator(".history-item")).to_have_count(2)
+    expect(second.locator(".history-item", has_text="A long survey")).to_contain_text("Completed")
+    expect(second.locator(".history-item", has_text="A quick check")).to_contain_text("Completed")
+    context.close()

@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 from tests.web.conftest import (
     register,
     shown_events,
+    sign_in,
     start_run,
     stored_events,
     stored_refresh_token,
@@ -97,6 +98,8 @@ def test_two_tabs_share_one_session_without_tripping_reuse_detection(browser, ne
 
     first.get_by_role("button", name="Log out").click()
     expect(second.get_by_role("heading", name="Sign in")).to_be_visible()  # the other tab follows
+    sign_in(second, user)
+    expect(first.locator("#current-user")).to_have_text(user)  # and follows a sign-in too
     context.close()
 
 

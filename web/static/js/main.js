@@ -17,6 +17,7 @@ const $ = (id) => document.getElementById(id);
 let registering = false;
 let current = null; // the run on screen: {id, status, controller}
 let nextCursor = null;
+let notifications = null; // the AbortController of the API's /events stream
 
 // --- Signing in, registering, signing out ---------------------------------------------------------
 
@@ -79,6 +80,7 @@ async function submitCredentials(event) {
 
 function showSignedOut(notice = "") {
   stopFollowing();
+  notifications?.abort();
   nextCursor = null;
   $("history").replaceChildren(); // nothing of the last user stays in the page
   $("timeline").replaceChildren();
@@ -97,6 +99,7 @@ async function showSignedIn() {
   $("auth-form").reset();
   $("auth-notice").textContent = "";
   await loadHistory(false);
+  watchStatuses();
   const linked = /^#run-([0-9a-f-]{36})$/.exec(location.hash);
   if (linked) openRun(linked[1]);
   else $("prompt").focus();
@@ -122,6 +125,29 @@ async function loadHistory(more) {
   } catch (error) {
     if (error.code !== "session_ended") $("history-error").textContent = `Couldn't load your runs: ${error.message}`;
   }
+}
+
+// Keep the history's statuses current: the API streams every status change of the user's runs
+// (from any tab or device). That stream is live only, so a reconnect reloads the list.
+function watchStatuses() {
+  notifications?.abort();
+  const controller = (notifications = new AbortController());
+  let connected = false;
+  const onEvent = (event) => {
+    if (event.type === "ready") {
+      if (connected) loadHistory(false);
+      connected = true;
+    } else if (event.type === "run") {
+      const { runId, status } = JSON.parse(event.data);
+      const badge = document.querySelector(`.history-item[data-run-id="${runId}"] .status`);
+      if (badge) setStatus(badge, status);
+      else loadHistory(false); // a run started elsewhere
+    }
+  };
+  const ignore = () => {};
+  // It ends only with the session (the "ended" event shows the sign-in form) or with the page.
+  follow(`${settings.apiUrl}/events`, session, { signal: controller.signal, idleMs, onEvent, onState: ignore })
+    .catch(ignore);
 }
 
 function historyItem(run) {
@@ -152,7 +178,8 @@ async function startRun(event) {
       const run = await orchestratorJson("/runs", { method: "POST", body: { prompt, steps } });
       showError("run-error", "");
       $("prompt").value = "";
-      $("history").prepend(historyItem(run));
+      const listed = document.querySelector(`.history-item[data-run-id="${run.id}"]`); // by its notification
+      if (!listed) $("history").prepend(historyItem(run));
       $("history-empty").hidden = true;
       openRun(run);
     } catch (error) {
@@ -270,6 +297,7 @@ async function boot() {
   $("cancel-run").addEventListener("click", cancelRun);
   $("more-runs").addEventListener("click", () => loadHistory(true));
   session.addEventListener("ended", (event) => showSignedOut(event.detail.message));
+  session.addEventListener("replaced", () => location.reload()); // start over with the new session
   setMode(false);
   if (!(await session.hasStoredSession())) return showSignedOut();
   try {

@@ -10,6 +10,7 @@ import { forgetRefreshToken, readRefreshToken, saveRefreshToken } from "./store.
 
 const LOCK_NAME = "oneshot.refresh";
 const CHANNEL_NAME = "oneshot.session";
+const SIGNED_OUT = "You are logged out.";
 // Refresh a little before expiry rather than take a 401: 10 s early, or a quarter of a short lifetime.
 const EARLY_REFRESH_MS = 10_000;
 
@@ -55,15 +56,18 @@ export class Session extends EventTarget {
   #accessToken = null;
   #refreshAt = 0;
   #refreshing = null;
+  #signingOut = false;
 
   constructor(apiUrl) {
     super();
     this.apiUrl = apiUrl;
     this.userId = null;
-    // The tabs share one session: when it ends in one (logout, revocation), the others follow.
+    // The tabs share one session: when it ends in one (logout, revocation), the others follow;
+    // when another tab signs in (perhaps as someone else), the stored token is no longer ours.
     this.channel = new BroadcastChannel(CHANNEL_NAME);
     this.channel.onmessage = (event) => {
       if (event.data === "ended") this.end("You were signed out in another tab.", { tell: false });
+      if (event.data === "signed-in") this.dispatchEvent(new Event("replaced"));
     };
   }
 
@@ -77,6 +81,7 @@ export class Session extends EventTarget {
 
   async signIn(userId, password) {
     await this.#accept(await requestJson(`${this.apiUrl}/auth/token`, { method: "POST", body: { userId, password } }));
+    this.channel.postMessage("signed-in");
     return this.loadUser();
   }
 
@@ -145,17 +150,21 @@ export class Session extends EventTarget {
 
   // Log out everywhere (the API revokes every session of the user), then forget the tokens here.
   async signOut() {
+    this.#signingOut = true;
     try {
       if (this.#accessToken || (await this.hasStoredSession())) {
         await this.authorized((token) => requestJson(`${this.apiUrl}/auth/logout`, { method: "POST", token }));
       }
     } finally {
-      this.end("You are logged out.");
+      this.end(SIGNED_OUT);
+      this.#signingOut = false;
     }
   }
 
   // Forget every token and tell the page (once) and the other tabs; returns an error a caller may throw.
   end(message, { tell = true } = {}) {
+    // A stream may notice the revoked session before the logout call returns: that is the logout too.
+    if (this.#signingOut) message = SIGNED_OUT;
     const wasSignedIn = this.#accessToken !== null || this.userId !== null;
     this.#accessToken = null;
     this.#refreshAt = 0;
