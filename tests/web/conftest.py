@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import expect, sync_playwright
 
 from tests.conftest import OUTPUT, Service, service_env
 
@@ -43,8 +43,6 @@ document.addEventListener("securitypolicyviolation", (e) => {
 @pytest.fixture(scope="session")
 def browser():
     """One headless Chromium for the whole run."""
-    from playwright.sync_api import sync_playwright
-
     if not shutil.which(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does)")
     with sync_playwright() as playwright:
@@ -55,12 +53,11 @@ def browser():
 
 @dataclass
 class Stack:
-    """The three services a browser needs, and what the page was told about them."""
+    """The three services a browser needs, wired to each other."""
 
     api: Service
     orchestrator: Service
     web: Service
-    env: dict = field(default_factory=dict)
 
 
 @pytest.fixture
@@ -83,7 +80,7 @@ def web_stack(database_url, tmp_path):
             service.env.update(wiring)
             started.append(service)
             service.start()
-        return Stack(api, orchestrator, web, {**env, **wiring})
+        return Stack(api, orchestrator, web)
 
     yield start
     # All at once: each waits out its open streams and keep-alive connections in parallel.

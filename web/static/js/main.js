@@ -9,13 +9,14 @@ const orchestrator = settings.orchestratorUrl;
 const session = new Session(settings.apiUrl);
 // A stream that stays silent for two heartbeats is taken as dead and reconnected.
 const idleMs = (2 * Number(settings.heartbeatSeconds) + 5) * 1000;
-const STATUS_AFTER = { running: "running", completed: "completed", failed: "failed", cancelled: "cancelled" };
+// Events named after the status the run enters with them.
+const STATUS_EVENTS = new Set(["running", "completed", "failed", "cancelled"]);
 const USER_ID_RE = /^[A-Za-z0-9._@-]{3,64}$/;
 const LABELS = { userId: "User ID", password: "Password", prompt: "The prompt", steps: "Steps" };
 const $ = (id) => document.getElementById(id);
 
 let registering = false;
-let current = null; // the run on screen: {id, status, controller}
+let current = null; // the run on screen: {id, controller}
 let nextCursor = null;
 let notifications = null; // the AbortController of the API's /events stream
 
@@ -192,7 +193,7 @@ async function startRun(event) {
 async function openRun(runOrId) {
   stopFollowing();
   const controller = new AbortController();
-  current = { id: runOrId.id ?? runOrId, status: runOrId.status, controller };
+  current = { id: runOrId.id ?? runOrId, controller };
   let run = runOrId;
   try {
     if (typeof run === "string") run = await orchestratorJson(`/runs/${encodeURIComponent(run)}`);
@@ -220,7 +221,7 @@ async function openRun(runOrId) {
       onEvent: (event) => {
         if (!onScreen()) return; // a last piece read just before another run was opened
         timeline.add(Number(event.id), event.type, JSON.parse(event.data));
-        if (STATUS_AFTER[event.type]) showRunStatus(STATUS_AFTER[event.type]);
+        if (STATUS_EVENTS.has(event.type)) showRunStatus(event.type);
       },
     });
     if (onScreen()) $("run-connection").textContent = "";
@@ -236,7 +237,6 @@ function stopFollowing() {
 }
 
 function showRunStatus(status) {
-  current.status = status;
   setStatus($("run-status"), status);
   const active = status === "queued" || status === "running";
   const cancel = $("cancel-run");

@@ -43,11 +43,10 @@ export class SseParser {
   }
 
   #dispatch() {
-    const [type, data] = [this.#type || "message", this.#data.join("\n")];
-    const hadData = this.#data.length > 0;
+    const [type, data] = [this.#type || "message", this.#data];
     this.#type = "";
     this.#data = [];
-    if (hadData) this.onEvent({ id: this.lastEventId, type, data });
+    if (data.length > 0) this.onEvent({ id: this.lastEventId, type, data: data.join("\n") });
   }
 }
 
@@ -94,7 +93,7 @@ async function readOnce(url, token, lastEventId, signal, handlers, idleMs) {
   signal.addEventListener("abort", abort);
   let watchdog;
   const rearm = () => { clearTimeout(watchdog); watchdog = setTimeout(abort, idleMs); }; // no heartbeat: dead
-  let outcome = { token };
+  const outcome = { token };
   try {
     const headers = { Accept: "text/event-stream", Authorization: `Bearer ${token}` };
     if (lastEventId) headers["Last-Event-ID"] = lastEventId;

@@ -17,12 +17,8 @@ export function el(tag, attributes = {}, ...children) {
   return node;
 }
 
-export function statusText(status) {
-  return STATUS_TEXT[status] ?? status;
-}
-
 export function setStatus(node, status) {
-  node.textContent = statusText(status);
+  node.textContent = STATUS_TEXT[status] ?? status;
   node.dataset.status = status;
 }
 
