@@ -14,8 +14,9 @@ import sys
 import tempfile
 
 # --- Where to listen --------------------------------------------------------------------------
-# PORT is set by Render, Railway and Compose; 8000 is only a local fallback.
-bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+# PORT is set by Render, Railway and Compose; 8000 is only a local fallback. BIND_HOST=127.0.0.1 on
+# a VM keeps the service reachable only through the nginx on the same machine.
+bind = f"{os.environ.get('BIND_HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 # Pending connections the kernel queues while workers are busy; raised for bursts of SSE clients.
 backlog = 2048
 

@@ -187,13 +187,18 @@ def make_client(database_url):
         shutdown(app)
 
 
+def gunicorn_command(module):
+    """How every service starts, everywhere: the Dockerfiles' CMD, systemd, `make up` and these tests."""
+    return ["gunicorn", "-c", "gunicorn.conf.py", f"{module}.wsgi:app"]
+
+
 class Service:
     """A service under real gunicorn with gevent workers, its output captured to a file."""
 
-    def __init__(self, module, env, log_path):
+    def __init__(self, module, env, log_path, cwd=ROOT):
         self.module, self.port = module, free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
+        self.log_path, self.cwd = log_path, cwd
         self.env = {**os.environ, "WEB_CONCURRENCY": "2", **env, "PORT": str(self.port)}
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.proc = None
@@ -201,9 +206,10 @@ class Service:
     def start(self, timeout=30):
         """Start gunicorn and wait until /health answers (fail with its output if it dies)."""
         with open(self.log_path, "ab") as log:
+            program, *args = gunicorn_command(self.module)
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", f"{self.module}.wsgi:app"],
-                cwd=ROOT,
+                [str(Path(sys.executable).parent / program), *args],
+                cwd=self.cwd,
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
