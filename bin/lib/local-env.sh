@@ -1,10 +1,11 @@
+# shellcheck shell=bash
 # Sourced by bin/up and bin/migrate: load .env, and when DATABASE_URL is empty point it at
 # the embedded PostgreSQL cluster under .data/pg (started if needed). Not executable on its own.
 # Variables already in the environment win over .env (as with Docker Compose).
 if [ -f .env ]; then
   while IFS= read -r line || [ -n "$line" ]; do
     [[ "$line" =~ ^([A-Za-z_][A-Za-z0-9_]*)= ]] || continue
-    [ -n "${!BASH_REMATCH[1]+set}" ] || export "$line"
+    [ -n "${!BASH_REMATCH[1]+set}" ] || export "${BASH_REMATCH[1]}=${line#*=}"
   done < .env
 fi
 LOCAL_PG_DIR=.data/pg

@@ -1,0 +1,24 @@
+"""`python -m common.healthcheck`: exit 0 when this container's service answers GET /health.
+
+The images' HEALTHCHECK and compose.yml run it; slim images have no curl, and the standard library
+is enough. It asks 127.0.0.1 on $PORT, the port gunicorn binds, and never an environment proxy.
+"""
+
+import os
+import sys
+import urllib.request
+
+
+def main():
+    url = f"http://127.0.0.1:{os.environ.get('PORT', '8000')}/health"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=3) as response:
+            ok = response.status == 200
+    except OSError as e:  # refused, timed out, or an HTTP error status
+        sys.exit(f"unhealthy: {url}: {e}")
+    sys.exit(0 if ok else f"unhealthy: {url}: status {response.status}")
+
+
+if __name__ == "__main__":
+    main()
