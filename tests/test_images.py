@@ -1,10 +1,11 @@
-"""The Docker Compose files and the Dockerfiles, checked without a Docker engine.
+"""The Docker Compose files, the Dockerfiles and the Render Blueprint, checked without a Docker engine.
 
 The Compose files validate against the Compose Specification's JSON Schema; every Dockerfile passes
 hadolint and copies only paths that exist; and each image's command is run here, from a folder laid
 out exactly as its COPY lines lay out the image, to prove the image would serve.
 """
 
+import importlib
 import json
 import re
 import shutil
@@ -170,3 +171,20 @@ def test_the_image_command_serves_from_what_the_image_contains(service, database
         running.stop()
     unhealthy = subprocess.run(check, cwd=app_dir, env=running.env, capture_output=True, text=True)
     assert unhealthy.returncode != 0 and "unhealthy" in unhealthy.stderr
+
+
+def test_the_render_blueprint_builds_each_service_from_its_dockerfile_with_every_required_setting():
+    blueprint = yaml.safe_load((ROOT / "render.yaml").read_text())
+    groups = {group["name"]: group["envVars"] for group in blueprint["envVarGroups"]}
+    databases = {database["name"] for database in blueprint["databases"]}
+    services = {spec["name"].removeprefix("oneshot-"): spec for spec in blueprint["services"]}
+    assert set(services) == set(SERVICES)
+    for service, spec in services.items():
+        assert (spec["runtime"], spec["dockerContext"], spec["healthCheckPath"]) == ("docker", ".", "/health")
+        assert (ROOT / spec["dockerfilePath"]).resolve() == ROOT / service / "Dockerfile"
+        provided = set()
+        for entry in spec["envVars"]:
+            for var in groups[entry["fromGroup"]] if "fromGroup" in entry else [entry]:
+                assert "fromDatabase" not in var or var["fromDatabase"]["name"] in databases
+                provided.add(var["key"])
+        assert set(importlib.import_module(service).REQUIRED_SETTINGS) <= provided, service
