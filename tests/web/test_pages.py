@@ -22,6 +22,7 @@ from common.app import shutdown
 from common.config import ConfigError
 from tests.conftest import ROOT
 from web import create_app
+from web.export import SECURITY_HEADERS, export
 
 API = "http://127.0.0.1:4000"
 ORCHESTRATOR = "https://gw.example.com/oneshot/orchestrator/"  # behind a path prefix, with a trailing slash
@@ -412,3 +413,34 @@ def test_preflight_stops_start_up_with_one_line_naming_the_missing_url(env, name
 def test_preflight_passes_with_both_urls_and_no_database():
     result = preflight(SETTINGS)
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_export_for_a_static_host_is_the_served_page_its_files_and_its_headers(client, tmp_path):
+    site = tmp_path / "site"
+    export(site, SETTINGS)
+    page, markup = get_page(client)
+    assert (site / "index.html").read_bytes() == page.get_data()
+    exported = {p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file()}
+    assert {path.lstrip("/") for path in referenced_assets(markup)} <= exported
+    for path in exported - {"index.html", "_headers"}:
+        served = client.get(f"/{path}")
+        assert served.status_code == 200 and (site / path).read_bytes() == served.get_data(), path
+        served.close()
+    rules = (site / "_headers").read_text().splitlines()
+    assert rules[0] == "/*"  # Netlify / Cloudflare Pages: these headers on every path
+    assert dict(line.strip().split(": ", 1) for line in rules[1:]) == {
+        name: page.headers[name] for name in SECURITY_HEADERS
+    }
+
+
+def test_export_refuses_without_the_public_urls_or_into_a_folder_in_use(tmp_path):
+    command = [sys.executable, "-m", "web.export", str(tmp_path / "site")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUBLIC_")}
+    refused = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert refused.returncode == 1 and refused.stderr.startswith("export: PUBLIC_API_URL is required")
+    assert not (tmp_path / "site").exists()
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "keep.txt").write_text("mine")
+    refused = subprocess.run(command, cwd=ROOT, env={**env, **SETTINGS}, capture_output=True, text=True)
+    assert refused.returncode == 1 and "is not empty" in refused.stderr
+    assert [p.name for p in (tmp_path / "site").iterdir()] == ["keep.txt"]
