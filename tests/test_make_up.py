@@ -1,6 +1,7 @@
 """The first command a user runs: `make up` from a clean clone, then `make down`."""
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -28,6 +29,20 @@ def clean_clone():
     shutil.rmtree(parent, ignore_errors=True)
 
 
+def processes_of(folder):
+    """Every process running from `folder` or naming it on its command line (pid, command line)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cwd = os.readlink(proc / "cwd")
+        except (FileNotFoundError, NotADirectoryError, PermissionError, ProcessLookupError):
+            continue
+        if str(folder) in cmdline or cwd == str(folder) or cwd.startswith(f"{folder}/"):
+            found.append((proc.name, cmdline))
+    return found
+
+
 def make(target, clone, env):
     result = subprocess.run(["make", target], cwd=clone, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -41,10 +56,12 @@ def test_make_up_from_a_clean_clone_serves_and_make_down_stops_everything(clean_
     env.update({f"{name.upper()}_PORT": str(port) for name, port in ports.items()}, LOCAL_PG_PORT=str(free_port()))
 
     output = make("up", clean_clone, env)
+    assert "mode: local" in output  # no Docker engine answers here
     assert "wrote .env with a freshly generated JWT_SECRET" in output
     secret = next(line for line in (clean_clone / ".env").read_text().splitlines() if line.startswith("JWT_SECRET="))
     assert secret != f"JWT_SECRET={PLACEHOLDER_SECRET}" and len(secret) > len("JWT_SECRET=") + 32
     assert oct((clean_clone / ".env").stat().st_mode & 0o777) == "0o600"
+    assert re.search(r"^POSTGRES_PASSWORD=\S{32,}$", (clean_clone / ".env").read_text(), re.M)  # for Compose
     for port in ports.values():
         assert requests.get(f"http://127.0.0.1:{port}/health", timeout=5).json() == {"ok": True}
         assert requests.get(f"http://127.0.0.1:{port}/ready", timeout=5).json() == {"ok": True}
@@ -66,10 +83,45 @@ def test_make_up_from_a_clean_clone_serves_and_make_down_stops_everything(clean_
     assert "already running" in again and "wrote .env" not in again
     assert secret in (clean_clone / ".env").read_text()
 
+    smoke = make("smoke", clean_clone, env)
+    assert smoke.rstrip().endswith("SMOKE PASS ✅"), smoke
+    status = make("ps", clean_clone, env)
+    assert all(re.search(rf"^{name} +\d+ +{port} +healthy$", status, re.M) for name, port in ports.items()), status
+
     pids = [int((clean_clone / ".run" / f"{name}.pid").read_text()) for name in ports]
+    assert len(processes_of(clean_clone)) > len(pids)  # gunicorn masters, workers and PostgreSQL
     make("down", clean_clone, env)
     assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+    assert processes_of(clean_clone) == []
     assert not (clean_clone / ".data" / "pg" / "postmaster.pid").exists()
     for port in ports.values():
         with pytest.raises(requests.ConnectionError):
             requests.get(f"http://127.0.0.1:{port}/health", timeout=2)
+
+
+def test_make_up_hands_over_to_docker_compose_when_an_engine_answers(clean_clone, tmp_path):
+    """No Docker engine runs here, so a stand-in `docker` on PATH answers `docker info` and records
+    what it was asked: this checks what `make up`, `ps` and `down` ask of Docker, not Docker itself."""
+    calls = tmp_path / "docker-calls"
+    fake = tmp_path / "bin" / "docker"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n')
+    fake.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["PATH"] = f"{fake.parent}:{env['PATH']}"
+
+    output = make("up", clean_clone, env)
+    assert "mode: docker compose" in output and "wrote .env" in output
+    make("ps", clean_clone, env)
+    make("down", clean_clone, env)
+    assert calls.read_text().splitlines() == [
+        "info",
+        "compose up -d --build --wait",
+        "compose ps",
+        "compose ps",
+        "compose down",
+    ]
+    assert not list((clean_clone / ".run").glob("*.pid")) and not (clean_clone / ".data").exists()
+
+    refused = subprocess.run(["make", "up"], cwd=clean_clone, env={**env, "UP_MODE": "cloud"}, capture_output=True)
+    assert refused.returncode != 0 and b"UP_MODE must be docker, local or auto" in refused.stderr
