@@ -66,8 +66,11 @@ def forwarded_headers(config, claims):
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
     peer = request.remote_addr or "unknown"
     trusted = config.trusted_proxy_hops > 0
+    # Behind trusted proxies the chain already ends with the client as they saw it. Passed on as it
+    # came, the API (with the same TRUSTED_PROXY_HOPS) counts the client this proxy counts; our peer
+    # appended would be the proxy in front (nginx), and every client would look like it to the API.
     chain = request.headers.get("X-Forwarded-For") if trusted else None
-    headers["X-Forwarded-For"] = f"{chain}, {peer}" if chain else peer
+    headers["X-Forwarded-For"] = chain or peer
     headers["X-Forwarded-Proto"] = (trusted and request.headers.get("X-Forwarded-Proto")) or request.scheme
     headers["X-Forwarded-Host"] = (trusted and request.headers.get("X-Forwarded-Host")) or request.host
     headers["X-Request-Id"] = g.request_id
