@@ -49,6 +49,10 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS") or (
     "127.0.0.1,::1" if os.environ.get("TRUSTED_PROXY_HOPS", "0").strip() not in ("", "0") else ""
 )
 
+# Of the scheme headers gunicorn knows, only X-Forwarded-Proto (what nginx, Render and Railway send).
+# With its default three, a client adding X-Forwarded-Ssl made a trusted proxy's request a 400.
+secure_scheme_headers = {"X-FORWARDED-PROTO": "https"}
+
 # --- Timeouts -----------------------------------------------------------------------------------
 # A worker whose event loop is blocked this long is restarted (idle streams do not trip it).
 timeout = 30
