@@ -88,10 +88,19 @@ def on_starting(server):
     if checked.returncode != 0:
         sys.exit(checked.returncode)  # the child already printed one line saying why
     # Workers write their metric samples here; stale files from a previous run would be summed in.
-    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix=f"oneshot-{service}-metrics-")
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder:  # one of our own, removed again on exit
+        folder = server.oneshot_metrics_dir = tempfile.mkdtemp(prefix=f"oneshot-{service}-metrics-")
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(folder)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+
+
+def on_exit(server):
+    """Remove the metrics folder on_starting made (one given in PROMETHEUS_MULTIPROC_DIR is kept)."""
+    folder = getattr(server, "oneshot_metrics_dir", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def post_worker_init(worker):

@@ -57,6 +57,7 @@ def test_make_up_from_a_clean_clone_serves_and_make_down_stops_everything(clean_
     env = {k: v for k, v in os.environ.items() if k not in unset}
     env.update({f"{name.upper()}_PORT": str(port) for name, port in ports.items()}, LOCAL_PG_PORT=str(free_port()))
 
+    metrics_folders = set(Path(tempfile.gettempdir()).glob("oneshot-*-metrics-*"))
     output = make("up", clean_clone, env)
     assert "mode: local" in output  # no Docker engine answers here
     assert "wrote .env with a freshly generated JWT_SECRET" in output
@@ -95,6 +96,7 @@ def test_make_up_from_a_clean_clone_serves_and_make_down_stops_everything(clean_
     make("down", clean_clone, env)
     assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
     assert processes_of(clean_clone) == []
+    assert set(Path(tempfile.gettempdir()).glob("oneshot-*-metrics-*")) == metrics_folders  # none left behind
     assert not (clean_clone / ".data" / "pg" / "postmaster.pid").exists()
     for port in ports.values():
         with pytest.raises(requests.ConnectionError):
