@@ -22,7 +22,7 @@ import psycopg
 import pytest
 import requests
 
-from tests.conftest import OUTPUT, ROOT, Service, free_port, fresh_database, service_env
+from tests.conftest import OUTPUT, ROOT, Service, free_port, fresh_database, service_env, wait_for
 from tests.deploy.conftest import SITE, Nginx, ipv6_loopback, site_for_test, substitute
 
 STEP_MS = 200  # RUN_STEP_DELAY_MS: a 2-step run is 12 events over 11 delays (2.2 s)
@@ -355,6 +355,11 @@ def test_registration_is_rate_limited_per_address_with_a_json_429(stack):
     assert call(stack, "/api/auth/register", "POST", headers, payload, "127.0.0.7")[0] == 400  # per address
 
 
+def access_log(stack):
+    """nginx's JSON access log, a dict per line."""
+    return [json.loads(line) for line in stack.nginx.access_log().splitlines()]
+
+
 # --- headers -----------------------------------------------------------------------------------------------
 def test_request_ids_match_between_nginx_and_the_service_and_nginx_keeps_quiet(stack):
     status, headers, _ = call(stack, "/api/health")
@@ -365,17 +370,17 @@ def test_request_ids_match_between_nginx_and_the_service_and_nginx_keeps_quiet(s
     assert call(stack, "/orchestrator/health", headers={"X-Request-Id": ours})[1]["x-request-id"] == ours
     malformed = call(stack, "/orchestrator/health", headers={"X-Request-Id": "a b"})[1]["x-request-id"]
     assert re.fullmatch(r"[0-9a-f]{32}", malformed)
-    time.sleep(0.2)  # nginx writes its access log line after the response
-    logged = [json.loads(line) for line in stack.nginx.access_log().splitlines()]
+    # nginx writes its access log line after the response: wait for it.
+    wait_for(lambda: any(line["request_id"] == malformed for line in access_log(stack)))
+    logged = access_log(stack)
     assert any(line["request_id"] == headers["x-request-id"] and line["path"] == "/api/health" for line in logged)
-    assert any(line["request_id"] == malformed for line in logged)
 
 
 def test_query_strings_stay_out_of_the_nginx_log(stack):
-    call(stack, "/api/me?token=secret-in-a-url")
-    time.sleep(0.2)
-    log = stack.nginx.access_log()
-    assert "/api/me" in log and "secret-in-a-url" not in log
+    _, headers, _ = call(stack, "/api/me?token=secret-in-a-url")
+    [line] = wait_for(lambda: [line for line in access_log(stack) if line["request_id"] == headers["x-request-id"]])
+    assert line["path"] == "/api/me"
+    assert "secret-in-a-url" not in stack.nginx.access_log()
 
 
 @pytest.mark.parametrize("header", ["X-Forwarded-Ssl: on", "X-Forwarded-Protocol: ssl"])
