@@ -169,15 +169,21 @@ def test_nginx_accepts_the_site_file(stack):
 
 
 # --- the whole stack through nginx -----------------------------------------------------------------------
-def test_smoke_passes_through_nginx(stack):
+def smoke_through(edge, **settings):
+    """bin/smoke with Debian's python3 against the stack behind the nginx at `edge`."""
     env = {
         "PATH": SYSTEM_PATH,
-        "API_URL": f"{stack.edge}/api",
-        "ORCHESTRATOR_URL": f"{stack.edge}/orchestrator",
-        "PREVIEW_URL": f"{stack.edge}/preview",
-        "WEB_URL": stack.edge,
+        "API_URL": f"{edge}/api",
+        "ORCHESTRATOR_URL": f"{edge}/orchestrator",
+        "PREVIEW_URL": f"{edge}/preview",
+        "WEB_URL": edge,
+        **settings,
     }
-    result = subprocess.run([ROOT / "bin" / "smoke"], env=env, capture_output=True, text=True, timeout=90)
+    return subprocess.run([ROOT / "bin" / "smoke"], env=env, capture_output=True, text=True, timeout=90)
+
+
+def test_smoke_passes_through_nginx(stack):
+    result = smoke_through(stack.edge)
     OUTPUT.mkdir(exist_ok=True)
     (OUTPUT / "smoke-through-nginx.txt").write_text(result.stdout + result.stderr)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -231,6 +237,15 @@ def test_either_defence_keeps_streams_live_and_the_check_fails_without_both(stac
         assert spread >= 8 * STEP_MS / 1000, f"events bunched: spread {spread:.2f} s"
     else:
         assert spread < STEP_MS / 1000, f"events came one by one (spread {spread:.2f} s): the control controls nothing"
+
+
+def test_the_smoke_fails_through_an_nginx_that_holds_streams_back(stack, nginx_variant):
+    result = smoke_through(nginx_variant(VARIANTS["neither"][0]), SMOKE_TIMEOUT="5")
+    lines = result.stdout.strip().splitlines()
+    assert result.returncode == 1, result.stdout + result.stderr
+    # The API's /events stream is the first one the smoke opens: its `ready` never arrives in time.
+    assert lines[-2].startswith("✗ api /events ready — "), lines
+    assert lines[-1] == "SMOKE FAIL ❌ (api /events ready)"
 
 
 @pytest.mark.parametrize("path", ["/api/events", "/preview/api/events"])
