@@ -159,10 +159,10 @@ def test_the_image_command_serves_from_what_the_image_contains(service, database
         PYTHONDONTWRITEBYTECODE="1",  # as in the image, whose /app the service cannot write
     )
     running = Service(service, env, tmp_path / "service.log", cwd=app_dir)
+    check = [sys.executable, "-m", "common.healthcheck"]  # the image's HEALTHCHECK
     try:
         running.start()  # the Dockerfile's CMD (gunicorn_command), on the PORT it was given
         assert requests.get(f"{running.url}/health", timeout=5).json() == {"ok": True}
-        check = [sys.executable, "-m", "common.healthcheck"]
         healthy = subprocess.run(check, cwd=app_dir, env=running.env, capture_output=True, text=True)
         assert healthy.returncode == 0, healthy.stderr
     finally:
