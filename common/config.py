@@ -7,7 +7,7 @@ This module imports nothing but the standard library, so gunicorn's master may u
 import os
 import re
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # The value `.env.example` ships with; a service refuses to start with it.
 PLACEHOLDER_SECRET = "replace-me-make-up-writes-a-random-one"
@@ -17,6 +17,11 @@ MIN_SECRET_BYTES = 32
 # flask-cors treats such strings as unanchored regular expressions.
 ORIGIN_RE = re.compile(r"https?://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d{1,5})?")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# AGENT: a built-in agent, or the user's own as `package.module:callable`.
+BUILTIN_AGENTS = ("simulated", "openai")
+IMPORT_REF_RE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
+# AGENT_TOOLS entries: a built-in tool's name, or a user's tool as `package.module:name`.
+TOOL_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 # A URL the browser is given and the web page's CSP names: characters that could end a CSP source
 # expression or an HTML attribute (space, ';', ',', quotes) are impossible by construction.
 PUBLIC_URL_RE = re.compile(r"https?://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d{1,5})?(/[A-Za-z0-9._~%-]+)*/?")
@@ -31,7 +36,7 @@ class Config:
     """Every setting a oneshot service reads; durations are in seconds."""
 
     database_url: str | None = None
-    jwt_secret: str | None = None
+    jwt_secret: str | None = field(default=None, repr=False)
     jwt_issuer: str = "oneshot"
     jwt_audience: str = "oneshot"
     access_ttl: int = 900
@@ -55,6 +60,16 @@ class Config:
     proxy_connect_timeout: int = 5
     proxy_read_timeout: int = 30
     proxy_stream_idle_timeout: int = 60
+    run_concurrency: int = 16
+    agent: str = "simulated"
+    agent_base_url: str | None = None
+    agent_api_key: str | None = field(default=None, repr=False)  # a secret: never in a repr or a log
+    agent_model: str | None = None
+    agent_system_prompt: str | None = None
+    agent_max_turns: int = 8
+    agent_timeout: int = 60
+    agent_tools: tuple[str, ...] = ("calculator", "current_time", "search_runs")
+    agent_flush_ms: int = 50
     auth_allow_passwordless: bool = False
     log_level: str = "INFO"
 
@@ -163,6 +178,34 @@ def _text(env, name, default, choices=None):
     return value.upper() if choices else value
 
 
+def _agent(env):
+    value = env.get("AGENT", "").strip() or Config.agent
+    if value not in BUILTIN_AGENTS and not IMPORT_REF_RE.fullmatch(value):
+        raise ConfigError(f"AGENT must be simulated, openai or package.module:callable, got {value!r}")
+    return value
+
+
+def _tools(env):
+    raw = env.get("AGENT_TOOLS")
+    if raw is None:
+        return Config.agent_tools
+    tools = tuple(t.strip() for t in raw.split(",") if t.strip())
+    for tool in tools:
+        if not (TOOL_NAME_RE.fullmatch(tool) or IMPORT_REF_RE.fullmatch(tool)):
+            raise ConfigError(f"AGENT_TOOLS entries must be tool names or package.module:name, got {tool!r}")
+    return tools
+
+
+def _check_agent(config):
+    """The model agent needs to know where the model is and which one to ask."""
+    if config.agent != "openai":
+        return
+    if not config.agent_base_url:
+        raise ConfigError("AGENT_BASE_URL is required with AGENT=openai (like http://localhost:11434/v1)")
+    if not config.agent_model:
+        raise ConfigError("AGENT_MODEL is required with AGENT=openai (like llama3.2 or gpt-4o-mini)")
+
+
 def load_config(env=None, require=()):
     """Build a `Config` from `env` (default `os.environ`); `require` names settings that must be set."""
     env = os.environ if env is None else env
@@ -170,6 +213,7 @@ def load_config(env=None, require=()):
     # A run renews its lease at every step: a step slower than the lease would look like a dead run.
     if config.run_step_delay_ms >= config.run_lease_seconds * 1000 // 2:
         raise ConfigError("RUN_STEP_DELAY_MS must be under half of RUN_LEASE_SECONDS (in milliseconds)")
+    _check_agent(config)
     return config
 
 
@@ -205,6 +249,16 @@ def _read(env, require):
         proxy_stream_idle_timeout=_integer(
             env, "PROXY_STREAM_IDLE_TIMEOUT", Config.proxy_stream_idle_timeout, 1, 86_400
         ),
+        run_concurrency=_integer(env, "RUN_CONCURRENCY", Config.run_concurrency, 1, 10_000),
+        agent=_agent(env),
+        agent_base_url=_upstream_url(env, "AGENT_BASE_URL", False),
+        agent_api_key=env.get("AGENT_API_KEY", "").strip() or None,
+        agent_model=env.get("AGENT_MODEL", "").strip() or None,
+        agent_system_prompt=env.get("AGENT_SYSTEM_PROMPT", "").strip() or None,
+        agent_max_turns=_integer(env, "AGENT_MAX_TURNS", Config.agent_max_turns, 1, 100),
+        agent_timeout=_integer(env, "AGENT_TIMEOUT", Config.agent_timeout, 1, 3600),
+        agent_tools=_tools(env),
+        agent_flush_ms=_integer(env, "AGENT_FLUSH_MS", Config.agent_flush_ms, 0, 10_000),
         auth_allow_passwordless=_boolean(env, "AUTH_ALLOW_PASSWORDLESS", False),
         log_level=_text(env, "LOG_LEVEL", Config.log_level, LOG_LEVELS),
     )

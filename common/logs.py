@@ -18,7 +18,7 @@ request_id_var = contextvars.ContextVar("request_id", default=None)
 
 # Keys whose values never reach a log: authorization, cookie, password, token, refreshToken, and
 # their relatives (access_token, set-cookie, jwt_secret), in any case.
-_KEY = r"[\w-]*(?:authorization|cookie|password|passwd|token|secret)[\w-]*"
+_KEY = r"[\w-]*(?:authorization|cookie|password|passwd|token|secret|api[_-]?key)[\w-]*"
 _SENSITIVE_KEY = re.compile(rf"^{_KEY}$", re.IGNORECASE)
 _PATTERNS = [
     # "password": "..." or 'password': '...' (JSON text, a dict's repr), and unquoted JSON values

@@ -30,7 +30,7 @@ QUEUE_SIZE = 1000
 
 
 def publish(conn, message):
-    """NOTIFY `message` (a dict with "run" and/or "user" keys) to every instance, at commit."""
+    """NOTIFY `message` (a dict with "run", "user" and/or "topic" keys) to every instance, at commit."""
     payload = json.dumps(message, separators=(",", ":"))
     if len(payload.encode()) > MAX_PAYLOAD:
         # Too large to carry: send the wake-up without the data; listeners read the row instead.
@@ -45,6 +45,8 @@ def keys_of(message):
         keys.append(("run", message["run"]))
     if message.get("user"):
         keys.append(("user", message["user"]))
+    if message.get("topic"):
+        keys.append(("topic", message["topic"]))
     return keys
 
 

@@ -13,9 +13,12 @@ from common.config import ConfigError, load_config
 
 def main(service):
     """Validate `service`'s settings; apply migrations when it needs a database."""
-    required = importlib.import_module(service).REQUIRED_SETTINGS
+    module = importlib.import_module(service)
+    required = module.REQUIRED_SETTINGS
     try:
         config = load_config(require=required)
+        if hasattr(module, "check_config"):  # a service's own checks (the orchestrator's agent and tools)
+            module.check_config(config)
     except ConfigError as e:
         sys.exit(f"config error: {e}")
     if "DATABASE_URL" in required and os.environ.get("MIGRATE_ON_START", "true").lower() != "false":

@@ -1,14 +1,23 @@
-"""The Orchestrator service: agent runs, executed in the background and streamed over SSE."""
+"""The Orchestrator service: agent runs, queued, executed by any instance, and streamed over SSE."""
 
-from common import db, metrics, sse
+from common import db, sse
 from common.app import create_service_app, on_shutdown
 from common.config import Config, load_config
+from orchestrator import metrics
+from orchestrator.agents import load_agent
 from orchestrator.executor import Executor
+from orchestrator.tools import load_tools
 
 # Settings without which the Orchestrator must not start (checked before gunicorn binds).
 REQUIRED_SETTINGS = ("DATABASE_URL", "JWT_SECRET")
 # Streams would otherwise be measured as requests lasting minutes.
 UNTIMED_PATHS = [r"^/runs/[^/]+/events$"]
+
+
+def check_config(config):
+    """Start-up checks beyond the settings' own: the agent and the tools load (raises ConfigError)."""
+    load_agent(config)
+    load_tools(config.agent_tools)
 
 
 def create_app(config=None):
@@ -18,11 +27,12 @@ def create_app(config=None):
     app = create_service_app("orchestrator", config, {"database": db.ping}, untimed_paths=UNTIMED_PATHS)
     db.init_app(app, config)
     sse.init_app(app, config)
-    runs_counter = metrics.counter(app, "oneshot_runs_total", "Runs entering each status.", ["status"])
-    executor = Executor(app.extensions["db_pool"], config, runs_counter)
-    executor.start_reaper()
+    domain = metrics.create(app)
+    agent, tools = load_agent(config, domain), load_tools(config.agent_tools)
+    executor = Executor(app.extensions["db_pool"], app.extensions["broker"], config, agent, tools, domain)
     app.extensions["executor"] = executor
     on_shutdown(app, executor.close)
+    executor.start()
 
     from orchestrator import runs, streams
 

@@ -1,98 +1,137 @@
-"""Executing runs: each event stored with the next sequence number, then announced with NOTIFY.
+"""The run queue's worker side: claim queued runs, execute them, keep their leases, reap the dead.
 
-A run is leased to the worker process executing it; every event renews the lease. A run whose
-lease lapses (its process died) is failed by whichever instance's reaper notices first, so no run
-stays `running`: the bound is RUN_LEASE_SECONDS plus one reaper interval (a third of the lease).
+`POST /runs` only inserts a run `queued`. Every worker process's dispatcher claims the oldest ones
+(`FOR UPDATE SKIP LOCKED`), at most RUN_CONCURRENCY at a time, whenever a run is queued anywhere
+(NOTIFY), one of its own ends, or a poll comes round. A claimed run is leased to this process; the
+lease is renewed for all of them every third of RUN_LEASE_SECONDS, and a run whose lease lapses (its
+process died) is failed by whichever instance's reaper notices first: the bound is RUN_LEASE_SECONDS
+plus one renewal interval. SIGTERM stops claiming; runs not yet claimed stay queued.
 """
 
 import logging
 import os
+import queue
 import socket
 import threading
-import time
 import uuid
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from common import queries
-from common.notify import publish
-from orchestrator.agent import script
+from common.notify import SHUTDOWN
+from orchestrator import journal
+from orchestrator.execution import Execution
 
 log = logging.getLogger(__name__)
 
-TERMINAL = ("completed", "failed", "cancelled")
-# Events that change a run's status; every other event leaves it as it is.
-STATUS_AFTER = {"running": "running", **{t: t for t in TERMINAL}}
-
-
-def record_event(conn, config, run, event_type, data, on_status=None):
-    """Append an event to `run` (a row locked by the caller's transaction) and announce it."""
-    seq = run["last_seq"] + 1
-    status = STATUS_AFTER.get(event_type, run["status"])
-    error = data.get("reason") if event_type == "failed" else None
-    queries.execute(
-        conn, "advance_run", run_id=run["id"], seq=seq, status=status, error=error, lease=config.run_lease_seconds
-    )
-    queries.execute(conn, "insert_run_event", run_id=run["id"], seq=seq, type=event_type, data=Jsonb(data))
-    run_id = str(run["id"])
-    publish(conn, {"kind": "event", "run": run_id, "seq": seq, "type": event_type, "data": data})
-    if status != run["status"]:
-        publish(conn, {"kind": "status", "user": run["user_id"], "runId": run_id, "status": status})
-        if on_status:
-            on_status(status)
+TERMINAL = journal.TERMINAL
+POLL_SECONDS = 2.0  # a dispatcher looks at the queue this often even when no notification came
+WAKE_TOPICS = (("topic", journal.QUEUE), ("topic", journal.CANCEL))
 
 
 class Executor:
-    """Runs the simulated agent for runs created in this process, and fails runs whose executor died."""
+    """This worker process's share of the run queue."""
 
-    def __init__(self, pool, config, runs_counter):
-        self.pool, self.config, self.runs_counter = pool, config, runs_counter
+    def __init__(self, pool, broker, config, agent, tools, metrics):
+        self.pool, self.broker, self.config = pool, broker, config
+        self.agent, self.tools, self.metrics = agent, tools, metrics
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stopping = threading.Event()
+        self.active = {}  # run id (str) → Execution
+        self._lock = threading.Lock()
 
-    def _count(self, status):
-        self.runs_counter.labels(status=status).inc()
+    def count(self, status):
+        """Count a run entering `status`."""
+        self.metrics.runs.labels(status=status).inc()
 
-    def start(self, run):
-        """Execute `run` (just inserted, leased to us) in the background."""
-        self._count("queued")
-        worker = threading.Thread(target=self._execute, args=(run,), name=f"run-{run['id']}", daemon=True)
-        worker.start()
+    def start(self):
+        """Start dispatching and keeping leases, in the background, until `close`."""
+        threading.Thread(target=self._dispatch, name="run-dispatcher", daemon=True).start()
+        threading.Thread(target=self._keep_leases, name="run-leases", daemon=True).start()
+        return self
 
-    def _execute(self, run):
-        events = [("running", {"status": "running"}), *script(run["prompt"], run["steps"])]
-        for n, (event_type, data) in enumerate(events):
-            if n and self.stopping.wait(self.config.run_step_delay_ms / 1000):
-                return  # shutting down: close() fails the run
-            if not self._step(run["id"], event_type, data):
+    # --- Claiming ---------------------------------------------------------------------------------
+
+    def fill(self):
+        """Claim queued runs up to RUN_CONCURRENCY and start executing them."""
+        with self._lock:
+            room = self.config.run_concurrency - len(self.active)
+            if room <= 0 or self.stopping.is_set():
                 return
-
-    def _step(self, run_id, event_type, data):
-        """Write one event; False when the run has ended (finished, cancelled, or failed by a reaper)."""
-        while not self.stopping.is_set():
             try:
-                with self.pool.connection() as conn, conn.transaction():
-                    run = queries.one(conn, "lock_run_for_step", run_id=run_id, owner=self.owner)
-                    if run is None:
-                        return False
-                    if run["cancel_requested"]:
-                        record_event(conn, self.config, run, "cancelled", {"status": "cancelled"}, self._count)
-                        return False
-                    record_event(conn, self.config, run, event_type, data, self._count)
-                    return event_type not in TERMINAL
+                claimed = self._claim(room)
             except psycopg.Error as e:
-                # The database is away: keep the step and try again; if our lease lapses meanwhile,
-                # another instance fails the run and the lock above returns nothing.
-                log.warning("run %s: could not record %s, retrying: %s", run_id, event_type, type(e).__name__)
-                time.sleep(1)
-        return False
+                log.warning("dispatcher: could not claim runs: %s", type(e).__name__)
+                return
+            for row in claimed:
+                execution = self.active[str(row["id"])] = Execution(self, row)
+                self.metrics.running.inc()
+                threading.Thread(target=self._execute, args=(execution,), name=f"run-{row['id']}", daemon=True).start()
+
+    def _claim(self, limit):
+        with self.pool.connection(timeout=5) as conn, conn.transaction():
+            rows = queries.rows(
+                conn, "claim_queued_runs", owner=self.owner, lease=self.config.run_lease_seconds, limit=limit
+            )
+            started = []
+            for row in rows:
+                run = {k: row[k] for k in ("id", "user_id", "last_seq", "status")}
+                if row["cancel_requested"]:  # cancelled while it waited
+                    journal.append(conn, self.config, run, [("cancelled", {"status": "cancelled"})], self.count)
+                else:
+                    journal.append(conn, self.config, run, [("running", {"status": "running"})], self.count)
+                    started.append({**row, "last_seq": run["last_seq"], "status": run["status"]})
+        return started
+
+    def _execute(self, execution):
+        try:
+            execution.execute()
+        except Exception:
+            log.exception("run %s: the executor failed", execution.run_id)
+        finally:
+            with self._lock:
+                self.active.pop(str(execution.run_id), None)
+            self.metrics.running.dec()
+            self.fill()  # room for the next queued run
+
+    def _dispatch(self):
+        inbox = self.broker.subscribe(*WAKE_TOPICS)
+        try:
+            while not self.stopping.is_set():
+                self.fill()
+                try:
+                    item = inbox.get(timeout=POLL_SECONDS)
+                except queue.Empty:
+                    continue
+                if item == SHUTDOWN:
+                    return
+                if isinstance(item, dict) and item.get("kind") == "cancel":
+                    self._stop(item.get("run"), "cancel")
+        finally:
+            self.broker.unsubscribe(inbox)
+
+    def _stop(self, run_id, why):
+        with self._lock:
+            execution = self.active.get(str(run_id))
+        if execution:
+            execution.stop(why)
+
+    # --- Leases -----------------------------------------------------------------------------------
+
+    def renew(self):
+        """Renew the lease of every run executing here; stop those whose cancel was requested."""
+        with self.pool.connection(timeout=5) as conn:
+            rows = queries.rows(conn, "renew_leases", owner=self.owner, lease=self.config.run_lease_seconds)
+            self.metrics.queued.set(queries.one(conn, "count_queued_runs")["n"])
+        for row in rows:
+            if row["cancel_requested"]:  # a cancel whose notification never arrived
+                self._stop(row["id"], "cancel")
 
     def _fail(self, lock_query, reason, timeout=None, **params):
         with self.pool.connection(timeout=timeout) as conn, conn.transaction():
             runs = queries.rows(conn, lock_query, **params)
             for run in runs:
-                record_event(conn, self.config, run, "failed", {"status": "failed", "reason": reason}, self._count)
+                journal.append(conn, self.config, run, [("failed", {"status": "failed", "reason": reason})], self.count)
         return len(runs)
 
     def reap(self):
@@ -102,22 +141,22 @@ class Executor:
             log.warning("failed %d run(s) whose executor was lost", failed)
         return failed
 
-    def start_reaper(self):
-        """Reap every third of a lease, in the background, until `close`."""
-
-        def loop():
-            interval = max(0.5, self.config.run_lease_seconds / 3)
-            while not self.stopping.wait(interval):
-                try:
-                    self.reap()
-                except psycopg.Error as e:
-                    log.warning("reaper: database unavailable: %s", type(e).__name__)
-
-        threading.Thread(target=loop, name="run-reaper", daemon=True).start()
+    def _keep_leases(self):
+        interval = max(0.5, self.config.run_lease_seconds / 3)
+        while not self.stopping.wait(interval):
+            try:
+                self.renew()
+                self.reap()
+            except psycopg.Error as e:
+                log.warning("leases: database unavailable: %s", type(e).__name__)
 
     def close(self):
-        """On shutdown: stop, and fail this process's unfinished runs now rather than after the lease."""
+        """On shutdown: stop claiming, stop the agents, and fail this process's runs now (not after the lease)."""
         self.stopping.set()
+        with self._lock:
+            executions = list(self.active.values())
+        for execution in executions:
+            execution.stop("shutdown")
         try:
             self._fail("lock_owned_runs", "shutdown", timeout=3, owner=self.owner)
         except psycopg.Error as e:

@@ -10,6 +10,7 @@ from common.db import get_db
 from common.errors import ApiError, invalid_field
 from common.http import json_body, string_field
 from common.notify import publish
+from orchestrator import journal
 
 bp = Blueprint("runs", __name__, url_prefix="/runs")
 
@@ -26,6 +27,7 @@ def serialize(run):
         "status": run["status"],
         "error": run["error"],
         "createdAt": run["created_at"].isoformat(),
+        "startedAt": run["started_at"] and run["started_at"].isoformat(),
         "updatedAt": run["updated_at"].isoformat(),
     }
 
@@ -56,22 +58,15 @@ def _whole_number(value, name, low, high):
 @bp.post("")
 @require_auth
 def create_run():
-    """Start a run of the simulated agent: 201 with the queued run; it then works in the background."""
+    """Queue a run: 201 with the run, `queued`; a worker with room claims it and executes it."""
     body = json_body()
     prompt = string_field(body, "prompt", 1, 4000)
     steps = _whole_number(body.get("steps", DEFAULT_STEPS), "steps", 1, 50)
-    executor = current_app.extensions["executor"]
-    run = queries.one(
-        get_db(),
-        "insert_run",
-        user_id=g.user_id,
-        prompt=prompt,
-        steps=steps,
-        owner=executor.owner,
-        lease=current_app.extensions["config"].run_lease_seconds,
-    )
-    publish(get_db(), {"kind": "status", "user": g.user_id, "runId": str(run["id"]), "status": "queued"})
-    executor.start(run)
+    conn = get_db()
+    with conn.transaction():
+        run = queries.one(conn, "insert_run", user_id=g.user_id, prompt=prompt, steps=steps)
+        publish(conn, journal.status_message(g.user_id, str(run["id"]), "queued"))  # wakes the dispatchers
+    current_app.extensions["executor"].count("queued")
     return serialize(run), 201
 
 
@@ -103,8 +98,20 @@ def get_run(run_id):
 @bp.post("/<run_id>/cancel")
 @require_auth
 def cancel_run(run_id):
-    """Ask a run to stop: 202; it ends with a `cancelled` event at its next step. 409 if already over."""
+    """Ask a run to stop: 202; it ends with a `cancelled` event at its next step. 409 if already over.
+
+    The request is stored first, so the run stops even if the notification never reaches its worker
+    (that worker sees it when it next writes or renews its lease); a queued run is cancelled at once.
+    """
     run = own_run(run_id)
-    if not queries.one(get_db(), "request_cancel", run_id=run["id"], user_id=g.user_id):
-        raise ApiError(409, "run_finished", f"The run has already ended ({run['status']}).")
+    conn = get_db()
+    with conn.transaction():
+        if not queries.one(conn, "request_cancel", run_id=run["id"], user_id=g.user_id):
+            raise ApiError(409, "run_finished", f"The run has already ended ({run['status']}).")
+        queued = queries.one(conn, "lock_queued_run", run_id=run["id"])
+        if queued:
+            config, count = current_app.extensions["config"], current_app.extensions["executor"].count
+            journal.append(conn, config, queued, [("cancelled", {"status": "cancelled"})], count)
+        else:
+            publish(conn, journal.cancel_message(str(run["id"])))
     return {"id": str(run["id"]), "status": run["status"], "cancelRequested": True}, 202

@@ -1,17 +1,17 @@
 -- name: insert_run
--- A new run, queued and leased to the worker that will execute it.
-INSERT INTO runs (user_id, prompt, steps, lease_owner, lease_expires_at)
-VALUES (%(user_id)s, %(prompt)s, %(steps)s, %(owner)s, now() + make_interval(secs => %(lease)s))
-RETURNING id, prompt, steps, status, error, created_at, updated_at;
+-- A new run, queued until an orchestrator worker claims it.
+INSERT INTO runs (user_id, prompt, steps)
+VALUES (%(user_id)s, %(prompt)s, %(steps)s)
+RETURNING id, prompt, steps, status, error, created_at, updated_at, started_at;
 
 -- name: get_run
 -- One run of one user (another user's run does not exist for them).
-SELECT id, prompt, steps, status, error, created_at, updated_at, last_seq
+SELECT id, prompt, steps, status, error, created_at, updated_at, started_at, last_seq
 FROM runs WHERE id = %(run_id)s AND user_id = %(user_id)s;
 
 -- name: list_runs
 -- A page of a user's runs, newest first, strictly older than the cursor run when one is given.
-SELECT id, prompt, steps, status, error, created_at, updated_at
+SELECT id, prompt, steps, status, error, created_at, updated_at, started_at
 FROM runs
 WHERE user_id = %(user_id)s
   AND (%(before)s::uuid IS NULL OR (created_at, id) < (
@@ -24,20 +24,52 @@ LIMIT %(limit)s;
 SELECT 1 AS found FROM runs WHERE id = %(run_id)s AND user_id = %(user_id)s;
 
 -- name: request_cancel
--- Ask an unfinished run to stop at its next step.
+-- Ask an unfinished run to stop at its next step (kept in the row, so no notification is needed).
 UPDATE runs SET cancel_requested_at = coalesce(cancel_requested_at, now()), updated_at = now()
 WHERE id = %(run_id)s AND user_id = %(user_id)s AND status IN ('queued', 'running')
-RETURNING id;
+RETURNING id, status;
+
+-- name: lock_queued_run
+-- A queued run, locked to be cancelled before any worker claims it (one being claimed is skipped:
+-- its claimer sees the cancel request instead).
+SELECT id, user_id, last_seq, status FROM runs
+WHERE id = %(run_id)s AND status = 'queued'
+FOR UPDATE SKIP LOCKED;
+
+-- name: claim_queued_runs
+-- The oldest queued runs no other worker is claiming, leased to this one under a new epoch.
+UPDATE runs
+SET lease_owner = %(owner)s, lease_epoch = lease_epoch + 1, started_at = coalesce(started_at, now()),
+    lease_expires_at = now() + make_interval(secs => %(lease)s), updated_at = now()
+WHERE id IN (
+    SELECT id FROM runs WHERE status = 'queued'
+    ORDER BY created_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED)
+RETURNING id, user_id, prompt, steps, status, last_seq, lease_epoch,
+          cancel_requested_at IS NOT NULL AS cancel_requested;
+
+-- name: count_queued_runs
+-- How many runs wait for a worker (a gauge).
+SELECT count(*) AS n FROM runs WHERE status = 'queued';
 
 -- name: lock_run_for_step
--- The executor's run, locked for its next event; nothing if it has ended or was taken from it.
+-- The executor's run, locked for its next events: nothing if it has ended, or if its lease was taken
+-- (another owner, or a later claim's epoch) — a stale executor then writes nothing.
 SELECT id, user_id, last_seq, status, cancel_requested_at IS NOT NULL AS cancel_requested
 FROM runs
-WHERE id = %(run_id)s AND lease_owner = %(owner)s AND status IN ('queued', 'running')
+WHERE id = %(run_id)s AND lease_owner = %(owner)s AND lease_epoch = %(epoch)s AND status = 'running'
 FOR UPDATE;
+
+-- name: renew_leases
+-- Every run this worker executes promises another lease; returns their cancel requests too.
+UPDATE runs SET lease_expires_at = now() + make_interval(secs => %(lease)s)
+WHERE lease_owner = %(owner)s AND status = 'running'
+RETURNING id, lease_epoch, cancel_requested_at IS NOT NULL AS cancel_requested;
 
 -- name: lock_expired_runs
 -- Unfinished runs whose executor stopped renewing its lease (it died), skipping ones being handled.
+-- A queued run has no lease yet, so it waits for a worker however long that takes.
 SELECT id, user_id, last_seq, status FROM runs
 WHERE status IN ('queued', 'running') AND lease_expires_at < now()
 ORDER BY lease_expires_at
@@ -48,23 +80,32 @@ FOR UPDATE SKIP LOCKED;
 -- Unfinished runs executed by one worker process (failed when it shuts down). No SKIP LOCKED: a
 -- step being written right now is waited for, then its run is failed too (unless it just ended).
 SELECT id, user_id, last_seq, status FROM runs
-WHERE status IN ('queued', 'running') AND lease_owner = %(owner)s
+WHERE status = 'running' AND lease_owner = %(owner)s
 FOR UPDATE;
 
 -- name: advance_run
--- Record that event `seq` happened: new status, renewed lease.
+-- Record that events up to `seq` happened: new status, renewed lease.
 UPDATE runs
 SET last_seq = %(seq)s, status = %(status)s, error = %(error)s, updated_at = now(),
     lease_expires_at = now() + make_interval(secs => %(lease)s)
 WHERE id = %(run_id)s;
 
 -- name: insert_run_event
--- Store one event of a run.
-INSERT INTO run_events (run_id, seq, type, data) VALUES (%(run_id)s, %(seq)s, %(type)s, %(data)s);
+-- Store one event of a run; `data` is JSON text, kept byte for byte (a json column, not jsonb).
+INSERT INTO run_events (run_id, seq, type, data) VALUES (%(run_id)s, %(seq)s, %(type)s, %(data)s::json);
 
 -- name: run_events_after
 -- A run's events after a sequence number, in order.
 SELECT seq, type, data FROM run_events
 WHERE run_id = %(run_id)s AND seq > %(after)s
 ORDER BY seq
+LIMIT %(limit)s;
+
+-- name: search_runs
+-- A user's own runs whose prompt contains `text` (any case), newest first, with their answers.
+SELECT r.id, r.prompt, r.status, r.created_at, f.data ->> 'text' AS answer
+FROM runs r
+LEFT JOIN run_events f ON f.run_id = r.id AND f.type = 'final'
+WHERE r.user_id = %(user_id)s AND strpos(lower(r.prompt), lower(%(text)s)) > 0
+ORDER BY r.created_at DESC, r.id DESC
 LIMIT %(limit)s;

@@ -205,7 +205,7 @@ def test_the_web_page_is_served_at_the_root_and_names_the_public_paths(stack):
 def test_a_run_streams_event_by_event_through_nginx(stack):
     arrivals = stream_run(stack.edge, sign_up(stack.env))
     times = [at for at, _ in arrivals]
-    assert [name for _, name in arrivals][-1] == "completed" and len(arrivals) == 4 + 4 * RUN_STEPS
+    assert [name for _, name in arrivals][-1] == "completed" and len(arrivals) == 6 + 3 * RUN_STEPS
     gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
     # The events are written STEP_MS apart: most must arrive that way, not in one lump at the end.
     assert sum(gap >= STEP_MS / 2000 for gap in gaps) >= len(gaps) - 3, gaps

@@ -93,12 +93,15 @@ def test_a_run_completes_with_a_contiguous_stored_event_log(orchestrator_client,
 
     assert ended["status"] == "completed" and ended["error"] is None
     events = event_rows(db, run["id"])
-    assert len(events) == 4 + 4 * steps
+    # running, plan, the echo, (tool_call, tool_result, message) per step, the closing message, final, completed
+    assert len(events) == 6 + 3 * steps
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert events[0]["type"] == "running"
     assert events[-1]["type"] == "completed"
     assert [e["type"] for e in events].count("completed") == 1
-    assert events[1]["type"] == "plan" and events[1]["data"]["prompt"] == "Plan a trip to Lisbon"
+    assert events[1]["type"] == "plan" and len(events[1]["data"]["steps"]) == steps
+    deltas = "".join(e["data"]["delta"] for e in events if e["type"] == "message")
+    assert events[-2]["type"] == "final" and events[-2]["data"]["text"] == deltas
     row = run_row(db, run["id"])
     assert row["status"] == "completed"
     assert row["last_seq"] == len(events)
@@ -293,6 +296,7 @@ def test_get_returns_the_callers_run_as_stored(orchestrator_client, sign_up, db)
         "status": row["status"],
         "error": row["error"],
         "createdAt": row["created_at"].isoformat(),
+        "startedAt": row["started_at"].isoformat(),
         "updatedAt": row["updated_at"].isoformat(),
     }
 
@@ -327,7 +331,7 @@ def test_cancel_stops_a_running_run_with_a_final_cancelled_event(slow_client, si
     events = event_rows(db, run["id"])
     assert events[-1]["type"] == "cancelled" and events[-1]["data"] == {"status": "cancelled"}
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
-    assert len(events) < 4 + 4 * 5
+    assert len(events) < 6 + 3 * 5
     assert "completed" not in [e["type"] for e in events]
 
     time.sleep(3 * SLOW_STEP_MS / 1000)  # the executor would have written more by now, had it gone on

@@ -85,7 +85,7 @@ def test_a_run_streams_every_stored_event_in_order_ending_with_completed(orchest
         assert response.headers["X-Accel-Buffering"] == "no"
         streamed = events_of(response)
 
-    assert [seq for seq, _, _ in streamed] == list(range(1, 4 + 4 * 3 + 1))
+    assert [seq for seq, _, _ in streamed] == list(range(1, 6 + 3 * 3 + 1))
     assert streamed[0][1] == "running" and streamed[-1][1] == "completed"
     assert [kind for _, kind, _ in streamed].count("completed") == 1
     assert streamed == stored_events(db, run_id)
@@ -137,7 +137,7 @@ def test_resuming_after_event_5_by_header_or_query_yields_exactly_the_rest(orche
 
 def test_resuming_while_the_run_is_still_going_leaves_no_gap_and_no_duplicate(slow_orchestrator, sign_up, db):
     user = sign_up()
-    run_id = create_run(slow_orchestrator, user, steps=3)  # 16 events, about 3 s
+    run_id = create_run(slow_orchestrator, user, steps=3)  # 15 events, about 3 s
     head = read_first(slow_orchestrator, user, run_id, 3)
     assert get_run(slow_orchestrator, user, run_id)["status"] == "running"
 
@@ -148,7 +148,7 @@ def test_resuming_while_the_run_is_still_going_leaves_no_gap_and_no_duplicate(sl
         tail = events_of(response)
 
     streamed = head + middle + tail
-    assert [seq for seq, _, _ in streamed] == list(range(1, 17))
+    assert [seq for seq, _, _ in streamed] == list(range(1, 16))
     assert streamed == stored_events(db, run_id)
     assert streamed[-1][1] == "completed"
 
@@ -195,8 +195,8 @@ def test_agent_text_cannot_inject_events_into_the_stream(orchestrator, sign_up, 
     assert kinds.count("completed") == 1 and kinds[-1] == "completed"
     assert [seq for seq, _, _ in streamed] == list(range(1, len(streamed) + 1))
     assert all(isinstance(data, dict) for _, _, data in streamed)
-    plan = [data for _, kind, data in streamed if kind == "plan"]
-    assert len(plan) == 1 and plan[0]["prompt"] == prompt
+    echoed = [data["delta"] for _, kind, data in streamed if kind == "message"][0]
+    assert echoed == f"You asked: {prompt}\n"  # the text arrived whole, newlines and all, as data
     assert streamed == stored_events(db, run_id)
     lines = body.split("\n")
     assert lines.count("event: completed") == 1

@@ -27,8 +27,17 @@ def test_sign_up_watch_cancel_reload_and_log_out(page, web_stack, database_url):
     stored = stored_events(database_url, first)
     assert [kind for _, kind, _ in stored][-2:] == ["final", "completed"]
     assert shown_events(page) == [(seq, kind) for seq, kind, _ in stored]  # every event, in order, once
-    step_one = "".join(data["delta"] for _, kind, data in stored if kind == "message" and data["step"] == 1)
-    expect(page.locator('[data-step="1"] .message')).to_have_text(step_one)
+    # The text before the first tool call is one paragraph; each tool call's card holds its result.
+    first_text = "".join(
+        data["delta"] for _, kind, data in stored[: [k for _, k, _ in stored].index("tool_call")] if kind == "message"
+    )
+    expect(page.locator(".event-message .message").first).to_have_text(first_text)
+    call = next(data for _, kind, data in stored if kind == "tool_call")
+    result = next(data for _, kind, data in stored if kind == "tool_result")
+    card = page.locator(f'.event-tool[data-call-id="{call["id"]}"]')
+    expect(card).to_contain_text(f"Tool call · {call['tool']}")
+    expect(card.locator(".tool-output")).to_contain_text(result["output"])
+    expect(page.locator(".event-completed .summary")).to_contain_text("Took ")
     final = next(data["text"] for _, kind, data in stored if kind == "final")
     expect(page.locator(".event-final")).to_contain_text(final)
     expect(page.locator(".history-item").first).to_contain_text("Completed")

@@ -225,6 +225,7 @@ async function openRun(runOrId) {
       },
     });
     if (onScreen()) $("run-connection").textContent = "";
+    if (onScreen()) timeline.summarize(await orchestratorJson(`/runs/${encodeURIComponent(run.id)}`));
   } catch (error) {
     if (onScreen() && error.code !== "session_ended") $("run-connection").textContent = `Stream stopped: ${error.message}`;
   }

@@ -9,6 +9,20 @@ const STATUS_TEXT = {
   cancelled: "Cancelled",
 };
 
+// A failed run's `reason`, in words a user can act on.
+const FAILURE_TEXT = {
+  executor_lost: "the process running it stopped",
+  shutdown: "the server shut down while it ran",
+  model_auth: "the model server refused the credentials (AGENT_API_KEY)",
+  model_unavailable: "the model server could not be reached",
+  model_timeout: "the model stopped answering",
+  model_error: "the model's answer could not be used",
+  max_turns: "the model kept calling tools past AGENT_MAX_TURNS",
+  agent_error: "the agent stopped with an error",
+};
+
+const number = new Intl.NumberFormat();
+
 // `el("p", {class: "x"}, "text", child)`: an element with attributes and children.
 export function el(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
@@ -22,12 +36,19 @@ export function setStatus(node, status) {
   node.dataset.status = status;
 }
 
-// One run's events as an ordered list: the plan, a card per step, the final answer, the outcome.
+function pretty(value) {
+  return typeof value === "string" ? value : JSON.stringify(value, null, 2);
+}
+
+// One run's events as an ordered list: the plan, the answer as it streams, a card per tool call
+// (its result fills in when it comes), token usage, the final answer and the outcome.
 export class Timeline {
   constructor(list) {
     this.list = list;
-    this.steps = new Map();
-    this.plan = [];
+    this.calls = new Map(); // tool-call id → its card
+    this.text = null; // the paragraph message deltas are appended to; a tool call starts a new one
+    this.usage = { inputTokens: 0, outputTokens: 0, calls: 0 };
+    this.outcome = null;
     list.replaceChildren();
   }
 
@@ -41,48 +62,81 @@ export class Timeline {
   }
 
   on_plan(seq, data) {
-    this.plan = data.steps;
-    const steps = el("ol", { class: "plan" }, ...data.steps.map((step) => el("li", {}, step)));
+    const steps = el("ol", { class: "plan" }, ...data.steps.map((step) => el("li", {}, String(step))));
     this.#item(seq, "plan", "Plan", steps);
   }
 
+  // Message text grows chunk by chunk inside one paragraph, until a tool call comes between.
+  on_message(seq, data) {
+    if (!this.text) {
+      this.text = el("p", { class: "message" });
+      this.list.append(el("li", { class: "event event-message" }, this.text));
+    }
+    this.text.append(el("span", { "data-seq": seq, "data-type": "message" }, data.delta));
+  }
+
   on_tool_call(seq, data) {
-    const input = JSON.stringify(data.input, null, 2);
-    this.#step(data.step).body.append(
+    this.text = null;
+    const result = el("div", { class: "tool-result", "aria-live": "polite" }, el("span", { class: "tool-label" }, "Running…"));
+    const card = el(
+      "li",
+      { class: "event event-tool", "data-call-id": data.id },
       el("div", { class: "tool tool-call", "data-seq": seq, "data-type": "tool_call" },
-        el("span", { class: "tool-label" }, `Calling ${data.tool}`), el("pre", {}, input)),
+        el("span", { class: "tool-label" }, `Tool call · ${data.tool}`), el("pre", {}, pretty(data.input))),
+      result,
     );
+    this.calls.set(data.id, result);
+    this.list.append(card);
   }
 
   on_tool_result(seq, data) {
-    this.#step(data.step).body.append(
-      el("div", { class: "tool tool-result", "data-seq": seq, "data-type": "tool_result" },
-        el("span", { class: "tool-label" }, `${data.tool} answered`), el("pre", {}, data.output)),
-    );
+    this.text = null;
+    const failed = "error" in data;
+    const body = el("div", { class: `tool ${failed ? "tool-error" : "tool-output"}`, "data-seq": seq, "data-type": "tool_result" },
+      el("span", { class: "tool-label" }, failed ? `${data.tool} failed` : `${data.tool} answered`),
+      el("pre", {}, failed ? String(data.error) : pretty(data.output)));
+    const slot = this.calls.get(data.id);
+    if (slot) slot.replaceChildren(body);
+    else this.list.append(el("li", { class: "event event-tool" }, body)); // a result without its call
   }
 
-  // Message text grows chunk by chunk inside one paragraph per step.
-  on_message(seq, data) {
-    const step = this.#step(data.step);
-    step.message ??= step.body.appendChild(el("p", { class: "message" }));
-    step.message.append(el("span", { "data-seq": seq, "data-type": "message" }, data.delta));
+  on_usage(seq, data) {
+    this.usage.inputTokens += data.inputTokens ?? 0;
+    this.usage.outputTokens += data.outputTokens ?? 0;
+    this.usage.calls += 1;
+    const line = `Model call ${this.usage.calls}: ${number.format(data.inputTokens ?? 0)} tokens in, ${number.format(data.outputTokens ?? 0)} out`;
+    this.#item(seq, "usage", null, el("p", { class: "usage" }, line));
   }
 
   on_final(seq, data) {
+    this.text = null;
     this.#item(seq, "final", "Answer", el("p", {}, data.text));
   }
 
   on_completed(seq) {
-    this.#item(seq, "completed", "Completed");
+    this.outcome = this.#item(seq, "completed", "Completed");
   }
 
   on_cancelled(seq) {
-    this.#item(seq, "cancelled", "Cancelled before it finished");
+    this.outcome = this.#item(seq, "cancelled", "Cancelled before it finished");
   }
 
   on_failed(seq, data) {
-    const reason = data.reason === "executor_lost" ? "the process running it stopped" : data.reason;
-    this.#item(seq, "failed", "Failed", el("p", {}, reason ? `Reason: ${reason}.` : null));
+    const reason = FAILURE_TEXT[data.reason] ?? data.reason;
+    const why = reason ? el("p", { class: "failure" }, `Reason: ${reason}.`) : null;
+    const detail = data.message ? el("p", { class: "failure-detail" }, data.message) : null;
+    this.outcome = this.#item(seq, "failed", "Failed", why, detail);
+  }
+
+  // Once the run is over: how long it took and the tokens it spent, under its outcome.
+  summarize(run) {
+    if (!this.outcome || this.outcome.querySelector(".summary")) return;
+    const parts = [];
+    if (run.startedAt) parts.push(`took ${seconds(new Date(run.updatedAt) - new Date(run.startedAt))}`);
+    if (this.usage.calls) {
+      parts.push(`${number.format(this.usage.inputTokens)} tokens in, ${number.format(this.usage.outputTokens)} out`);
+    }
+    if (parts.length) this.outcome.append(el("p", { class: "summary" }, `${parts.join(" · ")}.`.replace(/^./, (c) => c.toUpperCase())));
   }
 
   // An event this page does not know yet: shown plainly rather than dropped.
@@ -92,19 +146,11 @@ export class Timeline {
 
   #item(seq, type, title, ...content) {
     return this.list.appendChild(
-      el("li", { class: `event event-${type}`, "data-seq": seq, "data-type": type }, el("h3", {}, title), ...content),
+      el("li", { class: `event event-${type}`, "data-seq": seq, "data-type": type }, title ? el("h3", {}, title) : null, ...content),
     );
   }
+}
 
-  #step(number) {
-    if (!this.steps.has(number)) {
-      const body = el("div", { class: "step-body" });
-      const goal = this.plan[number - 1];
-      const title = el("h3", {}, `Step ${number}`, goal ? el("span", { class: "goal" }, goal) : null);
-      const item = el("li", { class: "event event-step", "data-step": number }, title, body);
-      this.list.append(item);
-      this.steps.set(number, { body, message: null });
-    }
-    return this.steps.get(number);
-  }
+function seconds(ms) {
+  return ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`;
 }

@@ -1,0 +1,73 @@
+"""A run's journal: events appended with the next sequence numbers, stored, then announced.
+
+Every write happens inside the caller's transaction on a run row the caller has locked, so the
+sequence stays gapless however many instances there are, and NOTIFY goes out only at commit.
+"""
+
+import json
+
+from common import queries
+from common.notify import publish
+
+TERMINAL = ("completed", "failed", "cancelled")
+# Events that change a run's status; every other event leaves it as it is.
+STATUS_AFTER = {"running": "running", **{t: t for t in TERMINAL}}
+# Topics every worker's dispatcher listens to: a run entered the queue; a run must stop.
+QUEUE, CANCEL = "queue", "cancel"
+
+
+def encode(data):
+    """An event's data as the one line of JSON that is stored, announced and streamed."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def status_message(user_id, run_id, status):
+    """The notification of a run's new status (the API's /events relays it; queued wakes dispatchers)."""
+    message = {"kind": "status", "user": user_id, "runId": run_id, "status": status}
+    if status == "queued":
+        message["topic"] = QUEUE
+    return message
+
+
+def cancel_message(run_id):
+    """The notification asking whichever worker executes `run_id` to stop it now."""
+    return {"kind": "cancel", "run": run_id, "topic": CANCEL}
+
+
+def event_message(run_id, seq, event_type, data):
+    """The notification of one stored event (streams send its data as it came)."""
+    return {"kind": "event", "run": run_id, "seq": seq, "type": event_type, "data": data}
+
+
+def append(conn, config, run, events, on_status=None):
+    """Append `events` ((type, data) pairs) to `run` (a row locked by the caller); return the new status.
+
+    `run` is updated in place (`last_seq`, `status`), so a caller may append again in the same
+    transaction.
+    """
+    run_id = str(run["id"])
+    status, error = run["status"], None
+    for event_type, data in events:
+        run["last_seq"] += 1
+        text = encode(data)
+        queries.execute(conn, "insert_run_event", run_id=run["id"], seq=run["last_seq"], type=event_type, data=text)
+        publish(conn, event_message(run_id, run["last_seq"], event_type, data))
+        new_status = STATUS_AFTER.get(event_type, status)
+        if event_type == "failed":
+            error = data.get("reason")
+        if new_status != status:
+            status = new_status
+            publish(conn, status_message(run["user_id"], run_id, status))
+            if on_status:
+                on_status(status)
+    queries.execute(
+        conn,
+        "advance_run",
+        run_id=run["id"],
+        seq=run["last_seq"],
+        status=status,
+        error=error,
+        lease=config.run_lease_seconds,
+    )
+    run["status"] = status
+    return status
