@@ -122,6 +122,12 @@ def database_url(pg_server, template_db, request):
     return fresh_database(pg_server, template_db, request)
 
 
+@pytest.fixture(scope="module")
+def module_database_url(pg_server, template_db, request):
+    """A migrated database shared by one test module (for services started once per module)."""
+    return fresh_database(pg_server, template_db, request)
+
+
 @pytest.fixture
 def empty_database_url(pg_server, request):
     """A database with no tables at all (for migration tests)."""
@@ -271,18 +277,11 @@ def sign_up(env):
     Faster than starting the API for tests of other services; the tokens are real (same secret,
     same session rows) and the API would accept them.
     """
-    from api import sessions
-    from common.config import load_config
-    from common.db import connect
+    from tests.support.accounts import sign_up as sign_up_in
 
     def sign_up(user_id=None, **settings):
         """A user with a live session; `settings` override env for the tokens (e.g. ACCESS_TTL=2)."""
-        config = load_config({**env, **settings}, require=("DATABASE_URL", "JWT_SECRET"))
-        user_id = user_id or f"user-{uuid.uuid4().hex[:8]}"
-        with connect(config.database_url) as conn:
-            conn.execute("INSERT INTO users (id) VALUES (%s) ON CONFLICT DO NOTHING", (user_id,))
-            pair = sessions.start(conn, config, user_id)
-        return {**pair, "userId": user_id, "headers": {"Authorization": f"Bearer {pair['token']}"}}
+        return sign_up_in({**env, **settings}, user_id)
 
     return sign_up
 

@@ -336,3 +336,53 @@ def test_unset_public_url_is_none_unless_required(name, attribute):
 def test_public_url_that_is_not_a_plain_url_is_refused(name, attribute, value):
     config_error({name: value}, name)
     config_error({name: value}, name, require=(name,))
+
+
+# --- Agents --------------------------------------------------------------------------------------
+
+
+def test_agent_settings_default_to_the_simulated_agent_and_the_built_in_tools():
+    config = load_config({})
+    assert config.agent == "simulated"
+    assert config.agent_tools == ("calculator", "current_time", "search_runs")
+    assert (config.agent_max_turns, config.agent_timeout, config.agent_flush_ms) == (8, 60, 50)
+    assert config.run_concurrency == 16
+
+
+def test_the_openai_agent_is_configured_from_its_settings():
+    config = load_config(
+        {
+            "AGENT": "openai",
+            "AGENT_BASE_URL": "http://localhost:11434/v1/",
+            "AGENT_MODEL": "llama3.2",
+            "AGENT_API_KEY": "sk-abc",
+            "AGENT_TOOLS": " calculator , my.tools:weather ",
+        }
+    )
+    assert (config.agent_base_url, config.agent_model, config.agent_api_key) == (
+        "http://localhost:11434/v1",
+        "llama3.2",
+        "sk-abc",
+    )
+    assert config.agent_tools == ("calculator", "my.tools:weather")
+    assert "sk-abc" not in repr(config)  # the key never reaches a log through the config's repr
+    assert load_config({"AGENT_TOOLS": ""}).agent_tools == ()
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"AGENT": "gpt"}, "AGENT"),
+        ({"AGENT": "my module:agent"}, "AGENT"),
+        ({"AGENT": "openai"}, "AGENT_BASE_URL"),
+        ({"AGENT": "openai", "AGENT_BASE_URL": "http://localhost:11434/v1"}, "AGENT_MODEL"),
+        ({"AGENT": "openai", "AGENT_BASE_URL": "ftp://model", "AGENT_MODEL": "m"}, "AGENT_BASE_URL"),
+        ({"AGENT_TOOLS": "calculator,rm -rf"}, "AGENT_TOOLS"),
+        ({"AGENT_MAX_TURNS": "0"}, "AGENT_MAX_TURNS"),
+        ({"AGENT_TIMEOUT": "soon"}, "AGENT_TIMEOUT"),
+        ({"AGENT_FLUSH_MS": "-1"}, "AGENT_FLUSH_MS"),
+        ({"RUN_CONCURRENCY": "0"}, "RUN_CONCURRENCY"),
+    ],
+)
+def test_bad_agent_settings_are_refused_naming_the_variable(env, name):
+    config_error(env, name)

@@ -1,0 +1,149 @@
+"""Benchmark of the run pipeline with a model agent (`make bench`): 50 concurrent runs, each streaming
+from a Chat Completions server at 200 tokens a second, executed by one Orchestrator worker process.
+
+Prints what that process sustains (tokens in, events stored and announced, per second) and what it
+costs (server CPU per run, per stored event and per model token, from /proc). The model is the
+tests' fake server (tests/support/fake_model.py) in this process, on loopback.
+"""
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.conftest import ROOT, Service, admin_execute, free_port, service_env, with_database  # noqa: E402
+from tests.sse_clients import worker_pids  # noqa: E402
+from tests.support import fake_model  # noqa: E402
+from tests.support.accounts import sign_up  # noqa: E402
+
+RUNS = 50
+TOKENS = 400  # per run
+TOKENS_PER_SECOND = 200
+COMMAND = "bin/bench (make bench)"
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (from /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench(database_url, flush_ms):
+    model = fake_model.FakeModel()
+    env = service_env(
+        database_url,
+        AGENT="openai",
+        AGENT_BASE_URL=model.url,
+        AGENT_MODEL=fake_model.MODEL,
+        AGENT_TOOLS="",
+        AGENT_FLUSH_MS=flush_ms,
+        WEB_CONCURRENCY=1,
+        RUN_CONCURRENCY=RUNS,
+        DB_POOL_SIZE=20,
+    )
+    log = Path(tempfile.mkstemp(suffix=".log")[1])
+    service = Service("orchestrator", env, log).start()
+    try:
+        (worker,) = worker_pids(service.proc.pid)
+        user = sign_up(env)
+        prompts = [f"bench run {n}" for n in range(RUNS)]
+        text = "tok " * TOKENS
+        for prompt in prompts:
+            model.script(prompt, fake_model.slow(text, chunks=TOKENS, delay=1 / TOKENS_PER_SECOND))
+        cpu_before, started = cpu_seconds(worker), time.monotonic()
+        ids = []
+        for prompt in prompts:
+            response = requests.post(
+                f"{service.url}/runs", json={"prompt": prompt}, headers=user["headers"], timeout=10
+            )
+            ids.append(response.json()["id"])
+        with psycopg.connect(database_url) as conn:
+            while True:
+                row = conn.execute(
+                    "SELECT count(*) FILTER (WHERE status IN ('completed', 'failed', 'cancelled')) AS done,"
+                    " count(*) FILTER (WHERE status = 'completed') AS ok FROM runs WHERE id = ANY(%s::uuid[])",
+                    (ids,),
+                ).fetchone()
+                if row[0] == RUNS or time.monotonic() - started > 120:
+                    break
+                time.sleep(0.05)
+            wall, cpu = time.monotonic() - started, cpu_seconds(worker) - cpu_before
+            events = conn.execute(
+                "SELECT count(*), count(*) FILTER (WHERE type = 'message') FROM run_events"
+                " WHERE run_id = ANY(%s::uuid[])",
+                (ids,),
+            ).fetchone()
+            durations = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT extract(epoch FROM updated_at - started_at) FROM runs WHERE id = ANY(%s::uuid[])", (ids,)
+                )
+            ]
+        return {
+            "flush_ms": flush_ms,
+            "completed": row[1],
+            "wall": wall,
+            "run_p50": statistics.median(durations),
+            "run_max": max(durations),
+            "events": events[0],
+            "messages": events[1],
+            "cpu": cpu,
+        }
+    finally:
+        service.stop()
+        model.close()
+        log.unlink(missing_ok=True)
+
+
+def print_table(results):
+    nominal = TOKENS / TOKENS_PER_SECOND
+    print()
+    print(
+        f"Model runs on one Orchestrator worker — command: {COMMAND}; {RUNS} concurrent runs, each streaming {TOKENS} "
+        f"tokens at {TOKENS_PER_SECOND}/s (nominal {nominal:.1f} s) from a Chat Completions server on this machine"
+    )
+    print(
+        f"{'flush ms':>8} | {'done':>5} | {'run p50 s':>9} | {'run max s':>9} | {'tokens/s':>8} | {'events':>6} | "
+        f"{'events/s':>8} | {'CPU ms/run':>10} | {'CPU ms/event':>12} | {'CPU µs/token':>12}"
+    )
+    for r in results:
+        tokens = RUNS * TOKENS
+        print(
+            f"{r['flush_ms']:>8} | {r['completed']:>2}/{RUNS} | {r['run_p50']:>9.2f} | {r['run_max']:>9.2f} | "
+            f"{tokens / r['wall']:>8.0f} | {r['events']:>6} | {r['events'] / r['wall']:>8.0f} | "
+            f"{r['cpu'] * 1000 / RUNS:>10.1f} | {r['cpu'] * 1000 / r['events']:>12.2f} | "
+            f"{r['cpu'] * 1e6 / tokens:>12.1f}"
+        )
+
+
+def main():
+    datadir, port = tempfile.mkdtemp(prefix="oneshot-bench-pg-"), free_port()
+    subprocess.run([ROOT / "bin" / "pg-local", "start", datadir, str(port)], check=True)
+    try:
+        server = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        results = []
+        for flush_ms in (50, 200):
+            name = f"bench_agents_{flush_ms}"
+            admin_execute(server, f'CREATE DATABASE "{name}"')
+            url = with_database(server, name)
+            subprocess.run(
+                [sys.executable, "-m", "common.migrate"], env={**os.environ, "DATABASE_URL": url}, check=True
+            )
+            results.append(bench(url, flush_ms))
+        print_table(results)
+    finally:
+        subprocess.run([ROOT / "bin" / "pg-local", "stop", datadir], check=False)
+        shutil.rmtree(datadir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

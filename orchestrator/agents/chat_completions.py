@@ -1,0 +1,263 @@
+"""The `openai` agent: any server speaking OpenAI Chat Completions with `stream: true`.
+
+OpenAI, Ollama, vLLM, llama.cpp's server and LM Studio all do. Each model call streams its text as
+`message` deltas and reports `usage`; tool calls (their arguments arriving in fragments, several
+told apart by `index`) are run and their results sent back, for at most AGENT_MAX_TURNS calls.
+Failures become run failures with a reason: `model_auth` (401/403), `model_unavailable` (429, 5xx
+or no connection, after a few retries honouring Retry-After), `model_timeout` (no byte for
+AGENT_TIMEOUT seconds) and `model_error` (anything else, garbage included). AGENT_API_KEY never
+appears in an event, a reason, a message or a log line.
+"""
+
+import json
+import logging
+import random
+import time
+
+import requests
+import urllib3
+
+from orchestrator.agents import AgentError
+
+log = logging.getLogger(__name__)
+
+RETRIES = 3  # further attempts after a 429, a 5xx or a refused connection
+BACKOFF = 0.5  # seconds before the first retry, doubled each time (when no Retry-After says otherwise)
+MAX_RETRY_AFTER = 30
+READ_SIZE = 65536
+# Whatever we were reading when the connection failed or was closed under us (a cancel).
+STREAM_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError)
+
+
+class _Retry(Exception):
+    """A model call worth trying again: `reason` if it never succeeds, `delay` before the next try."""
+
+    def __init__(self, message, delay=None):
+        super().__init__(message)
+        self.message, self.delay = message, delay
+
+
+def sse_data(raw):
+    """The `data` of each server-sent event on `raw` (a urllib3 response), as text, as it arrives.
+
+    `read1` hands over what has arrived, whatever the framing (chunked or not), so no delta is held
+    back waiting for a buffer to fill.
+    """
+    buffer, data = b"", []
+    while True:
+        chunk = raw.read1(READ_SIZE, decode_content=True)
+        if not chunk:
+            if data:
+                yield "\n".join(data)
+            return
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            line = line.rstrip(b"\r")
+            if not line:  # a blank line ends an event
+                if data:
+                    yield "\n".join(data)
+                data = []
+            elif line.startswith(b"data:"):
+                data.append(line[5:].removeprefix(b" ").decode("utf-8", "replace"))
+
+
+def _retry_after(response):
+    raw = response.headers.get("Retry-After", "").strip()
+    return min(int(raw), MAX_RETRY_AFTER) if raw.isdigit() else None
+
+
+class ChatCompletionsAgent:
+    """Runs a prompt through the model and its tool loop."""
+
+    def __init__(self, config, metrics=None):
+        self.url = f"{config.agent_base_url}/chat/completions"
+        self.model, self.system = config.agent_model, config.agent_system_prompt
+        self.max_turns, self.timeout = config.agent_max_turns, config.agent_timeout
+        self.key = config.agent_api_key
+        self.metrics = metrics
+        self.http = requests.Session()
+
+    def __call__(self, run):
+        messages = [{"role": "system", "content": self.system}] if self.system else []
+        messages += [*run.history, {"role": "user", "content": run.prompt}]
+        tools = run.tools.specs() if run.tools else []
+        for _ in range(self.max_turns):
+            asked = yield from self._call(run, messages, tools)
+            if not asked or run.cancelled():
+                return
+            assistant, calls = asked
+            messages.append(assistant)
+            for call in calls:
+                yield "tool_call", {"id": call["id"], "tool": call["name"], "input": call["input"]}
+                result = run.call_tool(call["id"], call["name"], call["arguments"])
+                yield "tool_result", result
+                content = result["output"] if "output" in result else {"error": result["error"]}
+                messages.append({"role": "tool", "tool_call_id": call["id"], "content": json.dumps(content)})
+        raise AgentError(
+            "max_turns", f"The model was still calling tools after {self.max_turns} calls (AGENT_MAX_TURNS)."
+        )
+
+    def _call(self, run, messages, tools):
+        """One model call, retried while it fails before streaming anything; returns its tool calls."""
+        body = {"model": self.model, "messages": messages, "stream": True, "stream_options": {"include_usage": True}}
+        if tools:
+            body["tools"] = tools
+        for attempt in range(RETRIES + 1):
+            started = time.monotonic()
+            try:
+                response = self._post(body)
+                with run.closing(response.raw):
+                    return (yield from self._stream(run, response, started))
+            except _Retry as e:
+                if attempt == RETRIES:
+                    self._count("unavailable")
+                    raise AgentError("model_unavailable", f"{e.message}; gave up after {RETRIES + 1} tries.") from None
+                delay = e.delay if e.delay is not None else BACKOFF * 2**attempt * random.uniform(0.8, 1.2)
+                log.warning("model call failed (%s), retrying in %.1f s", e.message, delay)
+                if run.wait(delay):
+                    return None
+            except AgentError as e:
+                self._count({"model_auth": "auth", "model_timeout": "timeout"}.get(e.reason, "error"))
+                raise
+        return None
+
+    def _post(self, body):
+        headers = {"Accept": "text/event-stream", "Accept-Encoding": "identity"}
+        if self.key:
+            headers["Authorization"] = f"Bearer {self.key}"
+        try:
+            response = self.http.post(
+                self.url, json=body, headers=headers, stream=True, timeout=(min(10, self.timeout), self.timeout)
+            )
+        except requests.ConnectTimeout:
+            raise _Retry("The model server could not be reached in time") from None
+        except requests.Timeout:
+            raise AgentError("model_timeout", f"The model sent nothing for {self.timeout} s (AGENT_TIMEOUT).") from None
+        except requests.ConnectionError:
+            raise _Retry("The model server could not be reached") from None
+        if response.status_code == 200:
+            return response
+        status = response.status_code
+        detail = self._detail(response)
+        response.close()
+        if status in (401, 403):
+            raise AgentError(
+                "model_auth", f"The model server refused the credentials (HTTP {status}): check AGENT_API_KEY."
+            )
+        if status == 429 or status >= 500:
+            raise _Retry(f"The model server answered HTTP {status}", _retry_after(response))
+        raise AgentError("model_error", f"The model server answered HTTP {status}{detail}")
+
+    def _detail(self, response):
+        """`: <the server's own error message>`, short and without the key, or nothing."""
+        try:
+            error = response.json().get("error")
+            message = error.get("message") if isinstance(error, dict) else error
+        except (ValueError, AttributeError):
+            return ""
+        if not isinstance(message, str) or not message.strip():
+            return ""
+        message = " ".join(message.split())[:300]
+        return f": {message.replace(self.key, '[REDACTED]') if self.key else message}"
+
+    def _stream(self, run, response, started):
+        """Read one streamed answer, yielding its deltas and usage; return its tool calls (or None)."""
+        text, calls, usage, first = [], {}, None, None
+        try:
+            for data in sse_data(response.raw):
+                if data.strip() == "[DONE]":
+                    break
+                chunk = self._parse(data)
+                usage = chunk.get("usage") or usage
+                for choice in chunk.get("choices") or ():
+                    delta = (choice.get("delta") if isinstance(choice, dict) else None) or {}
+                    if isinstance(delta.get("content"), str) and delta["content"]:
+                        first = first or time.monotonic()
+                        text.append(delta["content"])
+                        yield "message", {"delta": delta["content"]}
+                    for fragment in delta.get("tool_calls") or ():
+                        first = first or time.monotonic()
+                        _gather(calls, fragment)
+        except STREAM_ERRORS as e:
+            if run.cancelled():
+                self._count("cancelled")
+                return None
+            if isinstance(e, urllib3.exceptions.ReadTimeoutError | requests.Timeout | TimeoutError):
+                raise AgentError(
+                    "model_timeout", f"The model stopped sending for {self.timeout} s (AGENT_TIMEOUT)."
+                ) from None
+            if not text and not calls:
+                raise _Retry("The model's connection broke") from None
+            raise AgentError("model_unavailable", "The model's connection broke mid-answer.") from None
+        self._observe(started, first, usage)
+        if usage:
+            yield "usage", {"inputTokens": usage.get("prompt_tokens"), "outputTokens": usage.get("completion_tokens")}
+        return _finish(calls, "".join(text))
+
+    def _parse(self, data):
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            raise AgentError("model_error", "The model's stream is not Chat Completions JSON.") from None
+        if not isinstance(chunk, dict):
+            raise AgentError("model_error", "The model's stream is not Chat Completions JSON.")
+        if chunk.get("error"):
+            error = chunk["error"]
+            message = error.get("message") if isinstance(error, dict) else str(error)
+            message = " ".join(str(message).split())[:300]
+            raise AgentError(
+                "model_error",
+                f"The model reported an error: {message.replace(self.key, '[REDACTED]') if self.key else message}",
+            )
+        return chunk
+
+    def _count(self, outcome):
+        if self.metrics:
+            self.metrics.model_calls.labels(outcome=outcome).inc()
+
+    def _observe(self, started, first, usage):
+        if not self.metrics:
+            return
+        now = time.monotonic()
+        self._count("ok")
+        self.metrics.model_seconds.observe(now - started)
+        if first:
+            self.metrics.model_first_token_seconds.observe(first - started)
+        if usage:
+            self.metrics.model_tokens.labels(direction="input").inc(usage.get("prompt_tokens") or 0)
+            self.metrics.model_tokens.labels(direction="output").inc(usage.get("completion_tokens") or 0)
+
+
+def _gather(calls, fragment):
+    """Add one streamed tool-call fragment to the call its `index` names."""
+    if not isinstance(fragment, dict):
+        raise AgentError("model_error", "The model's stream has a tool call that is not an object.")
+    call = calls.setdefault(fragment.get("index", len(calls)), {"id": None, "name": "", "arguments": []})
+    call["id"] = fragment.get("id") or call["id"]
+    function = fragment.get("function") or {}
+    call["name"] += function.get("name") or ""
+    call["arguments"].append(function.get("arguments") or "")
+
+
+def _finish(calls, text):
+    """(the assistant message asking for the tool calls, the calls in `index` order), or None when
+    the model answered without calling a tool. A call's `input` is its arguments parsed, or their
+    text as the model sent it when that is not JSON (the tool then answers with an error)."""
+    if not calls:
+        return None
+    done = []
+    for index in sorted(calls):
+        call = calls[index]
+        arguments = "".join(call["arguments"])
+        try:
+            parsed = json.loads(arguments or "{}")
+        except ValueError:
+            parsed = arguments
+        done.append(
+            {"id": call["id"] or f"call_{index}", "name": call["name"], "arguments": arguments, "input": parsed}
+        )
+    asked = [
+        {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}} for c in done
+    ]
+    return {"role": "assistant", "content": text or None, "tool_calls": asked}, done
