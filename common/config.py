@@ -70,6 +70,8 @@ class Config:
     agent_timeout: int = 60
     agent_tools: tuple[str, ...] = ("calculator", "current_time", "search_runs")
     agent_flush_ms: int = 50
+    agent_approval_tools: tuple[str, ...] = ()
+    run_input_timeout: int = 86_400
     auth_allow_passwordless: bool = False
     log_level: str = "INFO"
 
@@ -185,14 +187,15 @@ def _agent(env):
     return value
 
 
-def _tools(env):
-    raw = env.get("AGENT_TOOLS")
+def _tools(env, name="AGENT_TOOLS", default=Config.agent_tools, refs=True):
+    raw = env.get(name)
     if raw is None:
-        return Config.agent_tools
+        return default
     tools = tuple(t.strip() for t in raw.split(",") if t.strip())
     for tool in tools:
-        if not (TOOL_NAME_RE.fullmatch(tool) or IMPORT_REF_RE.fullmatch(tool)):
-            raise ConfigError(f"AGENT_TOOLS entries must be tool names or package.module:name, got {tool!r}")
+        if not (TOOL_NAME_RE.fullmatch(tool) or (refs and IMPORT_REF_RE.fullmatch(tool))):
+            kinds = "tool names or package.module:name" if refs else "tool names"
+            raise ConfigError(f"{name} entries must be {kinds}, got {tool!r}")
     return tools
 
 
@@ -259,6 +262,8 @@ def _read(env, require):
         agent_timeout=_integer(env, "AGENT_TIMEOUT", Config.agent_timeout, 1, 3600),
         agent_tools=_tools(env),
         agent_flush_ms=_integer(env, "AGENT_FLUSH_MS", Config.agent_flush_ms, 0, 10_000),
+        agent_approval_tools=_tools(env, "AGENT_APPROVAL_TOOLS", (), refs=False),
+        run_input_timeout=_integer(env, "RUN_INPUT_TIMEOUT", Config.run_input_timeout, 1, 30 * day),
         auth_allow_passwordless=_boolean(env, "AUTH_ALLOW_PASSWORDLESS", False),
         log_level=_text(env, "LOG_LEVEL", Config.log_level, LOG_LEVELS),
     )

@@ -28,11 +28,12 @@ HTTP_CODES = {
 class ApiError(Exception):
     """A failure the client should see: HTTP status, snake_case code, human message."""
 
-    def __init__(self, status, code, message, headers=None, field=None):
+    def __init__(self, status, code, message, headers=None, field=None, details=None):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.headers = headers or {}
         self.field = field
+        self.details = details or {}  # more members of the error object, e.g. {"activeRunId": ...}
 
 
 def invalid_field(field, message):
@@ -47,9 +48,9 @@ def unauthorized(message, invalid_token=True):
     return ApiError(401, code, message, headers={"WWW-Authenticate": challenge})
 
 
-def error_response(status, code, message, headers=None, field=None):
+def error_response(status, code, message, headers=None, field=None, details=None):
     """Build the JSON error response."""
-    body = {"code": code, "message": message}
+    body = {"code": code, "message": message, **(details or {})}
     if field:
         body["field"] = field
     response = jsonify(error=body)
@@ -63,7 +64,7 @@ def init_app(app):
 
     @app.errorhandler(ApiError)
     def handle_api_error(e):
-        return error_response(e.status, e.code, e.message, e.headers, e.field)
+        return error_response(e.status, e.code, e.message, e.headers, e.field, e.details)
 
     @app.errorhandler(HTTPException)
     def handle_http_exception(e):

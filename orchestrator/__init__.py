@@ -17,7 +17,7 @@ UNTIMED_PATHS = [r"^/runs/[^/]+/events$"]
 def check_config(config):
     """Start-up checks beyond the settings' own: the agent and the tools load (raises ConfigError)."""
     load_agent(config)
-    load_tools(config.agent_tools)
+    load_tools(config.agent_tools, config.agent_approval_tools)
 
 
 def create_app(config=None):
@@ -28,14 +28,16 @@ def create_app(config=None):
     db.init_app(app, config)
     sse.init_app(app, config)
     domain = metrics.create(app)
-    agent, tools = load_agent(config, domain), load_tools(config.agent_tools)
+    agent, tools = load_agent(config, domain), load_tools(config.agent_tools, config.agent_approval_tools)
     executor = Executor(app.extensions["db_pool"], app.extensions["broker"], config, agent, tools, domain)
     app.extensions["executor"] = executor
     on_shutdown(app, executor.close)
     executor.start()
 
-    from orchestrator import runs, streams
+    from orchestrator import inputs, runs, streams, threads
 
     app.register_blueprint(runs.bp)
+    app.register_blueprint(inputs.bp)
     app.register_blueprint(streams.bp)
+    app.register_blueprint(threads.bp)
     return app

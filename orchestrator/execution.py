@@ -15,8 +15,8 @@ import time
 import psycopg
 
 from common import queries
-from orchestrator import journal
-from orchestrator.agents import EVENT_TYPES, AgentError, Run
+from orchestrator import history, journal
+from orchestrator.agents import EVENT_TYPES, AgentError, InputRequired, Run
 from orchestrator.tools import ToolContext
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class Execution:
 
     def __init__(self, executor, row):
         self.executor, self.config = executor, executor.config
-        self.run_id, self.epoch = row["id"], row["lease_epoch"]
+        self.run_id, self.epoch, self.thread_id = row["id"], row["lease_epoch"], row["thread_id"]
         self.run = Run(
             id=str(row["id"]),
             user_id=row["user_id"],
@@ -66,8 +66,20 @@ class Execution:
         except queue.Full:
             pass  # the writer is busy with a full outbox and looks at the flag before each event
 
+    def _load(self):
+        """What the agent starts from: the thread's earlier turns, and this run's own events so far."""
+        with self.executor.pool.connection(timeout=5) as conn:
+            if self.thread_id:
+                self.run.history = history.thread_history(conn, self.thread_id, self.run_id)
+            self.run.transcript = history.transcript(conn, self.run_id)
+
     def execute(self):
-        """Run the agent to its end, writing what it produces; return when the run is over here."""
+        """Run the agent until the run ends or waits, writing what it produces."""
+        try:
+            self._load()
+        except psycopg.Error as e:  # the lease lapses and a reaper fails the run; nothing half-done
+            log.warning("run %s: could not load its history: %s", self.run_id, type(e).__name__)
+            return
         producer = threading.Thread(target=self._produce, name=f"agent-{self.run_id}", daemon=True)
         producer.start()
         try:
@@ -89,6 +101,8 @@ class Execution:
                 if self.run.cancelled():
                     return
             self._put(("done", None))
+        except InputRequired as e:  # a person must answer first: the run waits
+            self._put(("event", ("input_required", e.event)))
         except AgentError as e:
             self._put(("failed", e))
         except Exception:
@@ -145,7 +159,8 @@ class Execution:
                     if run["cancel_requested"]:
                         journal.append(conn, self.config, run, [("cancelled", {"status": "cancelled"})], executor.count)
                         return False
-                    return journal.append(conn, self.config, run, events, executor.count) not in journal.TERMINAL
+                    # Only a run still running goes on here: a waiting one is resumed by a new claim.
+                    return journal.append(conn, self.config, run, events, executor.count) == "running"
             except psycopg.Error as e:
                 # The database is away: keep the events and try again; if our lease lapses meanwhile,
                 # another instance fails the run and the lock above returns nothing.

@@ -135,11 +135,15 @@ class Executor:
         return len(runs)
 
     def reap(self):
-        """Fail unfinished runs whose executor stopped renewing its lease; return how many."""
-        failed = self._fail("lock_expired_runs", "executor_lost")
-        if failed:
-            log.warning("failed %d run(s) whose executor was lost", failed)
-        return failed
+        """Fail unfinished runs whose executor stopped renewing its lease, and runs that waited for an
+        answer past RUN_INPUT_TIMEOUT; return how many."""
+        lost = self._fail("lock_expired_runs", "executor_lost")
+        if lost:
+            log.warning("failed %d run(s) whose executor was lost", lost)
+        unanswered = self._fail("lock_expired_waits", "input_timeout", wait_seconds=self.config.run_input_timeout)
+        if unanswered:
+            log.warning("failed %d run(s) that waited too long for an answer", unanswered)
+        return lost + unanswered
 
     def _keep_leases(self):
         interval = max(0.5, self.config.run_lease_seconds / 3)

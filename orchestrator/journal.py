@@ -10,8 +10,10 @@ from common import queries
 from common.notify import publish
 
 TERMINAL = ("completed", "failed", "cancelled")
-# Events that change a run's status; every other event leaves it as it is.
-STATUS_AFTER = {"running": "running", **{t: t for t in TERMINAL}}
+ACTIVE = ("queued", "running", "waiting")
+# Events that change a run's status; every other event leaves it as it is. A run waits for a person
+# after `input_required`, and is queued again (for any worker to resume) once `input` answers it.
+STATUS_AFTER = {"running": "running", "input_required": "waiting", "input": "queued", **{t: t for t in TERMINAL}}
 # Topics every worker's dispatcher listens to: a run entered the queue; a run must stop.
 QUEUE, CANCEL = "queue", "cancel"
 

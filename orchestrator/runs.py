@@ -2,6 +2,7 @@
 
 import uuid
 
+import psycopg
 from flask import Blueprint, current_app, g, request
 
 from common import queries
@@ -29,14 +30,15 @@ def serialize(run):
         "createdAt": run["created_at"].isoformat(),
         "startedAt": run["started_at"] and run["started_at"].isoformat(),
         "updatedAt": run["updated_at"].isoformat(),
+        "threadId": run["thread_id"] and str(run["thread_id"]),
     }
 
 
 def parse_run_id(text):
-    """A run id from a URL, or None when it is not a UUID (such a run cannot exist)."""
+    """A run (or thread) id from a URL or a body, or None when it is not a UUID (it cannot exist)."""
     try:
         return uuid.UUID(text)
-    except ValueError:
+    except (ValueError, TypeError, AttributeError):
         return None
 
 
@@ -49,23 +51,50 @@ def own_run(run_id):
     return run
 
 
-def _whole_number(value, name, low, high):
+def whole_number(value, name, low, high):
+    """`value` if it is a whole number (not a bool) in [low, high], else 400 naming it."""
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise invalid_field(name, f"must be a whole number from {low} to {high}")
     return value
 
 
+def query_number(name, default, low, high):
+    """The query argument `name` as a whole number in [low, high] (`default` when absent), else 400."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    return whole_number(int(raw) if raw.isdigit() else None, name, low, high)
+
+
 @bp.post("")
 @require_auth
 def create_run():
-    """Queue a run: 201 with the run, `queued`; a worker with room claims it and executes it."""
+    """Queue a run: 201 with the run, `queued`; a worker with room claims it and executes it.
+
+    With `threadId` the run continues that conversation: 404 if the thread is not the caller's,
+    409 `thread_busy` while another of its runs is active (the database's unique index decides).
+    """
     body = json_body()
     prompt = string_field(body, "prompt", 1, 4000)
-    steps = _whole_number(body.get("steps", DEFAULT_STEPS), "steps", 1, 50)
+    steps = whole_number(body.get("steps", DEFAULT_STEPS), "steps", 1, 50)
+    thread_id = body.get("threadId")
+    if thread_id is not None and not (thread_id := parse_run_id(thread_id)):
+        raise ApiError(404, "thread_not_found", "No such thread.")
     conn = get_db()
-    with conn.transaction():
-        run = queries.one(conn, "insert_run", user_id=g.user_id, prompt=prompt, steps=steps)
-        publish(conn, journal.status_message(g.user_id, str(run["id"]), "queued"))  # wakes the dispatchers
+    try:
+        with conn.transaction():
+            # Locks the thread: concurrent runs for it are decided one after the other.
+            if thread_id and not queries.one(
+                conn, "touch_thread", thread_id=thread_id, user_id=g.user_id, prompt=prompt
+            ):
+                raise ApiError(404, "thread_not_found", "No such thread.")
+            run = queries.one(conn, "insert_run", user_id=g.user_id, prompt=prompt, steps=steps, thread_id=thread_id)
+            publish(conn, journal.status_message(g.user_id, str(run["id"]), "queued"))  # wakes the dispatchers
+    except psycopg.errors.UniqueViolation:  # runs_one_active_per_thread_idx: the thread has an active run
+        active = queries.one(conn, "get_thread", thread_id=thread_id, user_id=g.user_id)
+        active_id = active and active["active_run_id"] and str(active["active_run_id"])
+        message = "The thread has a run in progress; wait for it to end, or cancel it."
+        raise ApiError(409, "thread_busy", message, details={"activeRunId": active_id}) from None
     current_app.extensions["executor"].count("queued")
     return serialize(run), 201
 
@@ -74,10 +103,7 @@ def create_run():
 @require_auth
 def list_runs():
     """The caller's runs, newest first: `?limit=` (1-100) and `?before=<cursor>` from a previous `next`."""
-    try:
-        limit = _whole_number(int(request.args.get("limit", DEFAULT_PAGE)), "limit", 1, 100)
-    except ValueError:
-        raise invalid_field("limit", "must be a whole number from 1 to 100") from None
+    limit = query_number("limit", DEFAULT_PAGE, 1, 100)
     before = request.args.get("before")
     if before is not None:
         before = parse_run_id(before)
@@ -101,17 +127,18 @@ def cancel_run(run_id):
     """Ask a run to stop: 202; it ends with a `cancelled` event at its next step. 409 if already over.
 
     The request is stored first, so the run stops even if the notification never reaches its worker
-    (that worker sees it when it next writes or renews its lease); a queued run is cancelled at once.
+    (that worker sees it when it next writes or renews its lease); a queued or waiting run, which no
+    worker executes, is cancelled at once.
     """
     run = own_run(run_id)
     conn = get_db()
     with conn.transaction():
         if not queries.one(conn, "request_cancel", run_id=run["id"], user_id=g.user_id):
             raise ApiError(409, "run_finished", f"The run has already ended ({run['status']}).")
-        queued = queries.one(conn, "lock_queued_run", run_id=run["id"])
-        if queued:
+        idle = queries.one(conn, "lock_idle_run", run_id=run["id"])
+        if idle:
             config, count = current_app.extensions["config"], current_app.extensions["executor"].count
-            journal.append(conn, config, queued, [("cancelled", {"status": "cancelled"})], count)
+            journal.append(conn, config, idle, [("cancelled", {"status": "cancelled"})], count)
         else:
             publish(conn, journal.cancel_message(str(run["id"])))
     return {"id": str(run["id"]), "status": run["status"], "cancelRequested": True}, 202

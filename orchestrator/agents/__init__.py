@@ -13,6 +13,13 @@ leases every event, so an agent never touches the database or a stream. To fail 
 reason, raise `AgentError`; any other exception fails it as `agent_error`. An agent that waits
 (a model, a tool) should stop when `run.cancelled()` turns true, and hand what it waits on to
 `run.closing(...)` so that a cancel or a shutdown closes it at once.
+
+Asking a person: `run.ask(id, tool, input)` returns their answer, or — when there is none yet —
+raises `InputRequired`; the executor then writes `input_required`, the run waits (holding no lease,
+greenlet or connection), and once answered the agent is called again from the start on whichever
+instance claims the run. `run.transcript` then holds the run's events so far and `run.answers` the
+answers, so the agent rebuilds its state instead of repeating what it did. `run.call_tool` asks by
+itself for tools that need approval.
 """
 
 import contextlib
@@ -22,7 +29,7 @@ from dataclasses import dataclass, field
 
 from common.config import ConfigError
 
-EVENT_TYPES = frozenset({"plan", "message", "tool_call", "tool_result", "usage", "final"})
+EVENT_TYPES = frozenset({"plan", "message", "tool_call", "tool_result", "usage", "final", "input_required"})
 
 
 class AgentError(Exception):
@@ -31,6 +38,14 @@ class AgentError(Exception):
     def __init__(self, reason, message):
         super().__init__(message)
         self.reason, self.message = reason, message
+
+
+class InputRequired(Exception):  # noqa: N818 - a request, not an error
+    """Raised by `Run.ask` while a person has not answered: the run waits for them."""
+
+    def __init__(self, request_id, tool, tool_input):
+        super().__init__(f"waiting for an answer to {request_id}")
+        self.event = {"id": request_id, "tool": tool, "input": tool_input}
 
 
 @dataclass
@@ -45,6 +60,8 @@ class Run:
     history: list = field(default_factory=list)
     tools: object = None  # a Toolbox
     tool_context: object = field(default=None, repr=False)
+    # This run's own stored events so far, as (type, data): empty unless it is resumed after a wait.
+    transcript: list = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _open: set = field(default_factory=set, repr=False)
 
@@ -68,8 +85,30 @@ class Run:
             self._open.discard(resource)
             resource.close()
 
+    @property
+    def answers(self):
+        """The answers people gave to this run's requests: {request id: {"approve", "comment"?}}."""
+        return {data["id"]: data for event_type, data in self.transcript if event_type == "input"}
+
+    def ask(self, request_id, tool, tool_input):
+        """A person's answer to whether `tool` may run on `tool_input`; raises InputRequired until given."""
+        answer = self.answers.get(request_id)
+        if answer is None:
+            raise InputRequired(request_id, tool, tool_input)
+        return answer
+
     def call_tool(self, call_id, name, arguments):
-        """Run a tool the model called; return the `tool_result` event's data (output or error)."""
+        """Run a tool the model called; return the `tool_result` event's data (output or error).
+
+        A tool that needs approval runs only once a person approved this call; refused, the model
+        is told so (with their comment) instead.
+        """
+        if self.tools.needs_approval(name):
+            answer = self.ask(call_id, name, self.tools.parse(arguments))
+            if not answer["approve"]:
+                comment = (answer.get("comment") or "").strip()
+                refusal = "The user refused this call" + (f": {comment}" if comment else ".")
+                return {"id": call_id, "tool": name, "error": refusal}
         outcome, value = self.tools.call(name, arguments, self.tool_context)
         return {"id": call_id, "tool": name, outcome: value}
 

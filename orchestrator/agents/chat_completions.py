@@ -18,13 +18,13 @@ import requests
 import urllib3
 
 from orchestrator.agents import AgentError
+from orchestrator.agents.chat_messages import finish, gather, rebuild, sse_data, tool_message
 
 log = logging.getLogger(__name__)
 
 RETRIES = 3  # further attempts after a 429, a 5xx or a refused connection
 BACKOFF = 0.5  # seconds before the first retry, doubled each time (when no Retry-After says otherwise)
 MAX_RETRY_AFTER = 30
-READ_SIZE = 65536
 # Whatever we were reading when the connection failed or was closed under us (a cancel).
 STREAM_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError)
 
@@ -35,31 +35,6 @@ class _Retry(Exception):
     def __init__(self, message, delay=None):
         super().__init__(message)
         self.message, self.delay = message, delay
-
-
-def sse_data(raw):
-    """The `data` of each server-sent event on `raw` (a urllib3 response), as text, as it arrives.
-
-    `read1` hands over what has arrived, whatever the framing (chunked or not), so no delta is held
-    back waiting for a buffer to fill.
-    """
-    buffer, data = b"", []
-    while True:
-        chunk = raw.read1(READ_SIZE, decode_content=True)
-        if not chunk:
-            if data:
-                yield "\n".join(data)
-            return
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
-        for line in lines:
-            line = line.rstrip(b"\r")
-            if not line:  # a blank line ends an event
-                if data:
-                    yield "\n".join(data)
-                data = []
-            elif line.startswith(b"data:"):
-                data.append(line[5:].removeprefix(b" ").decode("utf-8", "replace"))
 
 
 def _retry_after(response):
@@ -82,21 +57,30 @@ class ChatCompletionsAgent:
         messages = [{"role": "system", "content": self.system}] if self.system else []
         messages += [*run.history, {"role": "user", "content": run.prompt}]
         tools = run.tools.specs() if run.tools else []
-        for _ in range(self.max_turns):
+        # Resumed after a wait: what this run already said and did, and the calls still to run.
+        done, turns, pending = rebuild(run.transcript)
+        messages += done
+        yield from self._run_tools(run, pending, messages)
+        for _ in range(turns, self.max_turns):
             asked = yield from self._call(run, messages, tools)
             if not asked or run.cancelled():
                 return
             assistant, calls = asked
             messages.append(assistant)
-            for call in calls:
+            for call in calls:  # all of a turn's calls are on record before any runs (or waits)
                 yield "tool_call", {"id": call["id"], "tool": call["name"], "input": call["input"]}
-                result = run.call_tool(call["id"], call["name"], call["arguments"])
-                yield "tool_result", result
-                content = result["output"] if "output" in result else {"error": result["error"]}
-                messages.append({"role": "tool", "tool_call_id": call["id"], "content": json.dumps(content)})
+            yield from self._run_tools(run, calls, messages)
         raise AgentError(
             "max_turns", f"The model was still calling tools after {self.max_turns} calls (AGENT_MAX_TURNS)."
         )
+
+    @staticmethod
+    def _run_tools(run, calls, messages):
+        """Run each call (a call needing approval may make the run wait here) and record its result."""
+        for call in calls:
+            result = run.call_tool(call["id"], call["name"], call["arguments"])
+            yield "tool_result", result
+            messages.append(tool_message(result))
 
     def _call(self, run, messages, tools):
         """One model call, retried while it fails before streaming anything; returns its tool calls."""
@@ -178,7 +162,7 @@ class ChatCompletionsAgent:
                         yield "message", {"delta": delta["content"]}
                     for fragment in delta.get("tool_calls") or ():
                         first = first or time.monotonic()
-                        _gather(calls, fragment)
+                        gather(calls, fragment)
         except STREAM_ERRORS as e:
             if run.cancelled():
                 self._count("cancelled")
@@ -193,7 +177,7 @@ class ChatCompletionsAgent:
         self._observe(started, first, usage)
         if usage:
             yield "usage", {"inputTokens": usage.get("prompt_tokens"), "outputTokens": usage.get("completion_tokens")}
-        return _finish(calls, "".join(text))
+        return finish(calls, "".join(text))
 
     def _parse(self, data):
         try:
@@ -227,37 +211,3 @@ class ChatCompletionsAgent:
         if usage:
             self.metrics.model_tokens.labels(direction="input").inc(usage.get("prompt_tokens") or 0)
             self.metrics.model_tokens.labels(direction="output").inc(usage.get("completion_tokens") or 0)
-
-
-def _gather(calls, fragment):
-    """Add one streamed tool-call fragment to the call its `index` names."""
-    if not isinstance(fragment, dict):
-        raise AgentError("model_error", "The model's stream has a tool call that is not an object.")
-    call = calls.setdefault(fragment.get("index", len(calls)), {"id": None, "name": "", "arguments": []})
-    call["id"] = fragment.get("id") or call["id"]
-    function = fragment.get("function") or {}
-    call["name"] += function.get("name") or ""
-    call["arguments"].append(function.get("arguments") or "")
-
-
-def _finish(calls, text):
-    """(the assistant message asking for the tool calls, the calls in `index` order), or None when
-    the model answered without calling a tool. A call's `input` is its arguments parsed, or their
-    text as the model sent it when that is not JSON (the tool then answers with an error)."""
-    if not calls:
-        return None
-    done = []
-    for index in sorted(calls):
-        call = calls[index]
-        arguments = "".join(call["arguments"])
-        try:
-            parsed = json.loads(arguments or "{}")
-        except ValueError:
-            parsed = arguments
-        done.append(
-            {"id": call["id"] or f"call_{index}", "name": call["name"], "arguments": arguments, "input": parsed}
-        )
-    asked = [
-        {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}} for c in done
-    ]
-    return {"role": "assistant", "content": text or None, "tool_calls": asked}, done

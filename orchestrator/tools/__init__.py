@@ -100,13 +100,28 @@ def schema_problem(schema, value, where="input"):
 
 
 class Toolbox:
-    """The tools enabled for runs, by name."""
+    """The tools enabled for runs, by name, and which of them a person must approve first."""
 
-    def __init__(self, tools=()):
+    def __init__(self, tools=(), approval=()):
         self.tools = {t.name: t for t in tools}
+        self.approval = frozenset(approval) | {t.name for t in tools if t.needs_approval}
 
     def __contains__(self, name):
         return name in self.tools
+
+    def needs_approval(self, name):
+        """Whether a call of `name` waits for a person's yes (AGENT_APPROVAL_TOOLS, or the tool says so)."""
+        return name in self.approval and name in self.tools
+
+    @staticmethod
+    def parse(arguments):
+        """Arguments as the model sent them, parsed when they are JSON (else left as text)."""
+        if not isinstance(arguments, str):
+            return arguments
+        try:
+            return json.loads(arguments or "{}")
+        except ValueError:
+            return arguments
 
     def specs(self):
         """Every enabled tool as Chat Completions describes it."""
@@ -133,8 +148,9 @@ class Toolbox:
             return "error", f"the tool failed ({type(e).__name__})"
 
 
-def load_tools(names):
-    """The `Toolbox` for `AGENT_TOOLS`: built-in names and `package.module:name` references."""
+def load_tools(names, approval=()):
+    """The `Toolbox` for `AGENT_TOOLS` (built-in names and `package.module:name` references), with
+    the tools named in `approval` (AGENT_APPROVAL_TOOLS) needing a person's yes."""
     from orchestrator.tools.builtin import BUILTIN
 
     tools = []
@@ -152,4 +168,4 @@ def load_tools(names):
         else:
             raise ConfigError(f"AGENT_TOOLS: no built-in tool {name!r} (there are {', '.join(BUILTIN)})")
         tools.append(found)
-    return Toolbox(tools)
+    return Toolbox(tools, approval)

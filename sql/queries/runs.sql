@@ -1,17 +1,17 @@
 -- name: insert_run
 -- A new run, queued until an orchestrator worker claims it.
-INSERT INTO runs (user_id, prompt, steps)
-VALUES (%(user_id)s, %(prompt)s, %(steps)s)
-RETURNING id, prompt, steps, status, error, created_at, updated_at, started_at;
+INSERT INTO runs (user_id, prompt, steps, thread_id)
+VALUES (%(user_id)s, %(prompt)s, %(steps)s, %(thread_id)s)
+RETURNING id, prompt, steps, status, error, created_at, updated_at, started_at, thread_id;
 
 -- name: get_run
 -- One run of one user (another user's run does not exist for them).
-SELECT id, prompt, steps, status, error, created_at, updated_at, started_at, last_seq
+SELECT id, prompt, steps, status, error, created_at, updated_at, started_at, thread_id, last_seq
 FROM runs WHERE id = %(run_id)s AND user_id = %(user_id)s;
 
 -- name: list_runs
 -- A page of a user's runs, newest first, strictly older than the cursor run when one is given.
-SELECT id, prompt, steps, status, error, created_at, updated_at, started_at
+SELECT id, prompt, steps, status, error, created_at, updated_at, started_at, thread_id
 FROM runs
 WHERE user_id = %(user_id)s
   AND (%(before)s::uuid IS NULL OR (created_at, id) < (
@@ -26,15 +26,35 @@ SELECT 1 AS found FROM runs WHERE id = %(run_id)s AND user_id = %(user_id)s;
 -- name: request_cancel
 -- Ask an unfinished run to stop at its next step (kept in the row, so no notification is needed).
 UPDATE runs SET cancel_requested_at = coalesce(cancel_requested_at, now()), updated_at = now()
-WHERE id = %(run_id)s AND user_id = %(user_id)s AND status IN ('queued', 'running')
+WHERE id = %(run_id)s AND user_id = %(user_id)s AND status IN ('queued', 'running', 'waiting')
 RETURNING id, status;
 
--- name: lock_queued_run
--- A queued run, locked to be cancelled before any worker claims it (one being claimed is skipped:
--- its claimer sees the cancel request instead).
+-- name: lock_idle_run
+-- A queued or waiting run (no worker executes it), locked to be cancelled at once. One being
+-- claimed right now is skipped: its claimer sees the cancel request instead.
 SELECT id, user_id, last_seq, status FROM runs
-WHERE id = %(run_id)s AND status = 'queued'
+WHERE id = %(run_id)s AND status IN ('queued', 'waiting')
 FOR UPDATE SKIP LOCKED;
+
+-- name: lock_run_of_user
+-- One of the user's runs, locked to answer its input request.
+SELECT id, user_id, last_seq, status FROM runs
+WHERE id = %(run_id)s AND user_id = %(user_id)s
+FOR UPDATE;
+
+-- name: get_input_request
+-- A run's request for input with this id, and whether it was answered.
+SELECT q.data AS request, EXISTS (
+    SELECT 1 FROM run_events a WHERE a.run_id = q.run_id AND a.type = 'input' AND a.data ->> 'id' = %(input_id)s
+) AS answered
+FROM run_events q
+WHERE q.run_id = %(run_id)s AND q.type = 'input_required' AND q.data ->> 'id' = %(input_id)s;
+
+-- name: runs_of_thread
+-- A thread's runs, oldest first.
+SELECT id, prompt, steps, status, error, created_at, updated_at, started_at, thread_id
+FROM runs WHERE thread_id = %(thread_id)s AND user_id = %(user_id)s
+ORDER BY created_at, id;
 
 -- name: claim_queued_runs
 -- The oldest queued runs no other worker is claiming, leased to this one under a new epoch.
@@ -46,7 +66,7 @@ WHERE id IN (
     ORDER BY created_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED)
-RETURNING id, user_id, prompt, steps, status, last_seq, lease_epoch,
+RETURNING id, user_id, prompt, steps, status, last_seq, lease_epoch, thread_id,
           cancel_requested_at IS NOT NULL AS cancel_requested;
 
 -- name: count_queued_runs
@@ -76,6 +96,14 @@ ORDER BY lease_expires_at
 LIMIT 100
 FOR UPDATE SKIP LOCKED;
 
+-- name: lock_expired_waits
+-- Runs that waited for an answer longer than RUN_INPUT_TIMEOUT.
+SELECT id, user_id, last_seq, status FROM runs
+WHERE status = 'waiting' AND waiting_since < now() - make_interval(secs => %(wait_seconds)s)
+ORDER BY waiting_since
+LIMIT 100
+FOR UPDATE SKIP LOCKED;
+
 -- name: lock_owned_runs
 -- Unfinished runs executed by one worker process (failed when it shuts down). No SKIP LOCKED: a
 -- step being written right now is waited for, then its run is failed too (unless it just ended).
@@ -84,10 +112,14 @@ WHERE status = 'running' AND lease_owner = %(owner)s
 FOR UPDATE;
 
 -- name: advance_run
--- Record that events up to `seq` happened: new status, renewed lease.
+-- Record that events up to `seq` happened: new status, renewed lease. A run that waits for a
+-- person, or is queued again, holds no lease at all (a waiting one counts its wait instead).
 UPDATE runs
 SET last_seq = %(seq)s, status = %(status)s, error = %(error)s, updated_at = now(),
-    lease_expires_at = now() + make_interval(secs => %(lease)s)
+    lease_owner = CASE WHEN %(status)s IN ('waiting', 'queued') THEN NULL ELSE lease_owner END,
+    lease_expires_at = CASE WHEN %(status)s IN ('waiting', 'queued') THEN NULL
+                            ELSE now() + make_interval(secs => %(lease)s) END,
+    waiting_since = CASE WHEN %(status)s = 'waiting' THEN coalesce(waiting_since, now()) END
 WHERE id = %(run_id)s;
 
 -- name: insert_run_event

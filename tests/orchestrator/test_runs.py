@@ -298,6 +298,7 @@ def test_get_returns_the_callers_run_as_stored(orchestrator_client, sign_up, db)
         "createdAt": row["created_at"].isoformat(),
         "startedAt": row["started_at"].isoformat(),
         "updatedAt": row["updated_at"].isoformat(),
+        "threadId": None,
     }
 
 

@@ -29,3 +29,17 @@ def shout(args, context):
     if not args["text"].strip():
         raise ToolError("there is nothing to shout")
     return args["text"].upper()
+
+
+@tool(
+    "record",
+    "Write a line to the tests' log of side effects (a stand-in for sending an email).",
+    {"type": "object", "properties": {"line": {"type": "string"}}, "required": ["line"]},
+)
+def record(args, context):
+    """Append `args["line"]` to $ONESHOT_TEST_TOOL_LOG: the tests count how often it ran."""
+    import os
+
+    with open(os.environ["ONESHOT_TEST_TOOL_LOG"], "a") as log:
+        log.write(f"{context.run_id} {args['line']}\n")
+    return "recorded"

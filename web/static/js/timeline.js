@@ -13,6 +13,7 @@ const STATUS_TEXT = {
 const FAILURE_TEXT = {
   executor_lost: "the process running it stopped",
   shutdown: "the server shut down while it ran",
+  input_timeout: "nobody answered its request for approval in time (RUN_INPUT_TIMEOUT)",
   model_auth: "the model server refused the credentials (AGENT_API_KEY)",
   model_unavailable: "the model server could not be reached",
   model_timeout: "the model stopped answering",
