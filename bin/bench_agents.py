@@ -25,6 +25,7 @@ from tests.sse_clients import worker_pids  # noqa: E402
 from tests.support import fake_model  # noqa: E402
 from tests.support.accounts import sign_up  # noqa: E402
 
+WAITING_RUNS = 200
 RUNS = 50
 TOKENS = 400  # per run
 TOKENS_PER_SECOND = 200
@@ -104,6 +105,66 @@ def bench(database_url, flush_ms):
         log.unlink(missing_ok=True)
 
 
+def rss_kb(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def bench_waiting(database_url):
+    """What runs waiting for a person cost: rows, events, connections in use, worker memory."""
+    env = service_env(database_url, WEB_CONCURRENCY=1, RUN_STEP_DELAY_MS=0)
+    log = Path(tempfile.mkstemp(suffix=".log")[1])
+    service = Service("orchestrator", env, log).start()
+    try:
+        (worker,) = worker_pids(service.proc.pid)
+        user = sign_up(env)
+        requests.get(f"{service.url}/health", timeout=10)
+        before = rss_kb(worker)
+        for n in range(WAITING_RUNS):
+            body = {"prompt": f"Send the report {n}, once I approve", "steps": 1}
+            requests.post(f"{service.url}/runs", json=body, headers=user["headers"], timeout=10).raise_for_status()
+        with psycopg.connect(database_url) as conn:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                waiting = conn.execute("SELECT count(*) FROM runs WHERE status = 'waiting'").fetchone()[0]
+                if waiting == WAITING_RUNS:
+                    break
+                time.sleep(0.1)
+            time.sleep(1)
+            leased = conn.execute("SELECT count(*) FROM runs WHERE lease_owner IS NOT NULL").fetchone()[0]
+            events = conn.execute("SELECT count(*) FROM run_events").fetchone()[0]
+            busy = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " AND state <> 'idle' AND application_name <> 'oneshot-listener'"
+            ).fetchone()[0]
+        metrics = requests.get(f"{service.url}/metrics", timeout=10).text
+        running = next(line for line in metrics.splitlines() if line.startswith("oneshot_runs_running "))
+        return {
+            "waiting": waiting,
+            "leased": leased,
+            "events_per_run": events / WAITING_RUNS,
+            "busy": busy,
+            "running": running.split()[1],
+            "rss_delta_kb": rss_kb(worker) - before,
+        }
+    finally:
+        service.stop()
+        log.unlink(missing_ok=True)
+
+
+def print_waiting(w):
+    print()
+    print(f"Runs waiting for approval — command: {COMMAND}; {WAITING_RUNS} runs of the simulated agent, one worker")
+    print(
+        f"waiting {w['waiting']}/{WAITING_RUNS} | leased rows {w['leased']} | "
+        f"events per run {w['events_per_run']:.0f} | "
+        f"connections in use {w['busy']} | oneshot_runs_running {w['running']} | "
+        f"worker RSS {w['rss_delta_kb'] / 1024:+.1f} MB after all of them"
+    )
+
+
 def print_table(results):
     nominal = TOKENS / TOKENS_PER_SECOND
     print()
@@ -140,6 +201,10 @@ def main():
             )
             results.append(bench(url, flush_ms))
         print_table(results)
+        admin_execute(server, 'CREATE DATABASE "bench_waiting"')
+        url = with_database(server, "bench_waiting")
+        subprocess.run([sys.executable, "-m", "common.migrate"], env={**os.environ, "DATABASE_URL": url}, check=True)
+        print_waiting(bench_waiting(url))
     finally:
         subprocess.run([ROOT / "bin" / "pg-local", "stop", datadir], check=False)
         shutil.rmtree(datadir, ignore_errors=True)
