@@ -1,19 +1,22 @@
-// The page: signing in and out, starting runs, watching one run, and the history of runs.
+// The page: signing in and out, the threads and runs in the left column, and the one on screen
+// (a conversation, or a run of its own).
 
-import { requestJson, Session } from "./session.js";
+import { approvalCard } from "./approvals.js";
+import { composerBlocked, composerBusy, composerMode } from "./composer.js";
+import {
+  addTurn, cancelLatest, closeConversation, latestStatus, onTurnStatus, openConversation, openThreadId, showTitle,
+} from "./conversation.js";
+import { $, ACTIVE, el, setStatus, shortDate, STATUS_AFTER } from "./dom.js";
+import { apiUrl, followRun, idleMs, orchestratorJson, session } from "./services.js";
 import { follow } from "./sse.js";
-import { el, setStatus, Timeline } from "./timeline.js";
+import {
+  clearThreads, createThread, loadThreads, markOpen, onThreadChosen, showThreadStatus, threadRunStatus,
+} from "./threads.js";
+import { Timeline } from "./timeline.js";
 
-const settings = document.body.dataset;
-const orchestrator = settings.orchestratorUrl;
-const session = new Session(settings.apiUrl);
-// A stream that stays silent for two heartbeats is taken as dead and reconnected.
-const idleMs = (2 * Number(settings.heartbeatSeconds) + 5) * 1000;
-// Events named after the status the run enters with them.
-const STATUS_EVENTS = new Set(["running", "completed", "failed", "cancelled"]);
 const USER_ID_RE = /^[A-Za-z0-9._@-]{3,64}$/;
 const LABELS = { userId: "User ID", password: "Password", prompt: "The prompt", steps: "Steps" };
-const $ = (id) => document.getElementById(id);
+const ID = "([0-9a-f-]{36})";
 
 let registering = false;
 let current = null; // the run on screen: {id, controller}
@@ -80,12 +83,12 @@ async function submitCredentials(event) {
 }
 
 function showSignedOut(notice = "") {
-  stopFollowing();
+  showView("start");
   notifications?.abort();
   nextCursor = null;
   $("history").replaceChildren(); // nothing of the last user stays in the page
+  clearThreads();
   $("timeline").replaceChildren();
-  $("run").hidden = true;
   $("signed-in").hidden = $("account").hidden = $("booting").hidden = true;
   $("signed-out").hidden = false;
   $("auth-notice").textContent = notice;
@@ -99,18 +102,94 @@ async function showSignedIn() {
   $("current-user").textContent = session.userId;
   $("auth-form").reset();
   $("auth-notice").textContent = "";
-  await loadHistory(false);
+  await Promise.all([loadHistory(false), loadThreads(false)]);
   watchStatuses();
-  const linked = /^#run-([0-9a-f-]{36})$/.exec(location.hash);
-  if (linked) openRun(linked[1]);
-  else $("prompt").focus();
+  const run = new RegExp(`^#run-${ID}$`).exec(location.hash);
+  const thread = new RegExp(`^#thread-${ID}$`).exec(location.hash);
+  if (run) openRun(run[1]);
+  else if (thread) openThread(thread[1]);
+  else showStart();
+}
+
+// --- What the main column shows: "start" (the prompt alone), "run" or "thread" -----------------
+
+function showView(view) {
+  $("main-column").dataset.view = view;
+  $("run").hidden = view !== "run";
+  $("thread").hidden = view !== "thread";
+  if (view !== "run") stopFollowing();
+  if (view !== "thread") {
+    closeConversation();
+    markOpen(null);
+  }
+  composerMode(view === "thread");
+}
+
+function showStart() {
+  showView("start");
+  history.replaceState(null, "", location.pathname);
+  for (const item of document.querySelectorAll(".history-item[aria-current]")) item.removeAttribute("aria-current");
+  $("prompt").focus();
+}
+
+// --- Threads -----------------------------------------------------------------------------------
+
+async function openThread(threadId, { focus = true } = {}) {
+  showView("thread");
+  markOpen(threadId);
+  $("thread-error").textContent = "";
+  history.replaceState(null, "", `#thread-${threadId}`);
+  try {
+    const thread = await openConversation(threadId);
+    composerBusy(latestStatus());
+    if (focus && openThreadId() === threadId && !document.querySelector("#turns .approval")) $("prompt").focus();
+    return thread;
+  } catch (error) {
+    if (error.code === "session_ended") return null;
+    showStart();
+    showError("run-error", error.code === "thread_not_found" ? "That thread no longer exists." : `Couldn't open that thread: ${error.message}`);
+    return null;
+  }
+}
+
+async function startThread() {
+  await whileBusy($("new-thread"), async () => {
+    try {
+      const thread = await createThread();
+      await openThread(thread.id);
+    } catch (error) {
+      if (error.code !== "session_ended") $("threads-error").textContent = `Couldn't start a thread: ${error.message}`;
+    }
+  });
+}
+
+function threadProblem(error) {
+  if (error.code === "thread_busy") {
+    return "This thread is still busy with its previous message (perhaps sent from another tab). Wait for it to finish, or cancel it.";
+  }
+  if (error.code === "thread_not_found") return "This thread no longer exists (it was deleted, perhaps in another tab).";
+  return explain(error);
+}
+
+// The next message of the open thread.
+async function sendToThread(threadId, prompt, steps) {
+  try {
+    const run = await orchestratorJson("/runs", { method: "POST", body: { prompt, steps, threadId } });
+    $("prompt").value = "";
+    showError("run-error", "");
+    addTurn(run);
+    listRun(run);
+    await loadThreads(false); // its activity moved it to the top, and its first prompt named it
+    const named = document.querySelector(`.thread-entry[data-thread-id="${threadId}"] .history-prompt`);
+    if (named && openThreadId() === threadId) showTitle(named.textContent);
+  } catch (error) {
+    if (error.code === "session_ended") return;
+    showError("run-error", threadProblem(error), error.field);
+    if (error.code === "thread_busy" && openThreadId() === threadId) openThread(threadId, { focus: false });
+  }
 }
 
 // --- Runs ---------------------------------------------------------------------------------------
-
-function orchestratorJson(path, options = {}) {
-  return session.authorized((token) => requestJson(`${orchestrator}${path}`, { ...options, token }));
-}
 
 async function loadHistory(more) {
   const query = new URLSearchParams({ limit: "20" });
@@ -128,68 +207,95 @@ async function loadHistory(more) {
   }
 }
 
-// Keep the history's statuses current: the API streams every status change of the user's runs
-// (from any tab or device). That stream is live only, so a reconnect reloads the list.
+// Keep the statuses current: the API streams every status change of the user's runs (from any tab
+// or device). That stream is live only, so a reconnect reloads the lists.
 function watchStatuses() {
   notifications?.abort();
   const controller = (notifications = new AbortController());
   let connected = false;
   const onEvent = (event) => {
     if (event.type === "ready") {
-      if (connected) loadHistory(false);
+      if (connected) reloadLists();
       connected = true;
     } else if (event.type === "run") {
       const { runId, status } = JSON.parse(event.data);
-      const badge = document.querySelector(`.history-item[data-run-id="${runId}"] .status`);
-      if (badge) setStatus(badge, status);
-      else loadHistory(false); // a run started elsewhere
+      runStatusChanged(runId, status);
     }
   };
   const ignore = () => {};
   // It ends only with the session (the "ended" event shows the sign-in form) or with the page.
-  follow(`${settings.apiUrl}/events`, session, { signal: controller.signal, idleMs, onEvent, onState: ignore })
+  follow(`${apiUrl}/events`, session, { signal: controller.signal, idleMs, onEvent, onState: ignore })
     .catch(ignore);
+}
+
+function reloadLists() {
+  loadHistory(false);
+  loadThreads(false);
+}
+
+async function runStatusChanged(runId, status) {
+  const badge = document.querySelector(`.history-item[data-run-id="${runId}"] .status`);
+  if (badge) setStatus(badge, status);
+  if (threadRunStatus(runId, status) || badge) return;
+  // A run started elsewhere: list it, and show it as a turn if it continues the open thread.
+  loadHistory(false);
+  try {
+    const run = await orchestratorJson(`/runs/${encodeURIComponent(runId)}`);
+    if (run.threadId) loadThreads(false);
+    addTurn(run);
+  } catch {
+    // Gone already (its thread was deleted): nothing to show.
+  }
 }
 
 function historyItem(run) {
   const status = el("span", { class: "status" });
   setStatus(status, run.status);
-  const when = new Date(run.createdAt).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
   const button = el(
     "button",
     { type: "button", class: "history-item", "data-run-id": run.id },
     el("span", { class: "history-prompt" }, run.prompt),
-    el("span", { class: "history-meta" }, status, el("time", { datetime: run.createdAt }, when)),
+    el("span", { class: "history-meta" }, status, el("time", { datetime: run.createdAt }, shortDate(run.createdAt))),
   );
   if (run.id === current?.id) button.setAttribute("aria-current", "true");
-  button.addEventListener("click", () => openRun(run));
+  button.addEventListener("click", () => (run.threadId ? openThread(run.threadId) : openRun(run)));
   return el("li", {}, button);
 }
 
-async function startRun(event) {
+function listRun(run) {
+  const listed = document.querySelector(`.history-item[data-run-id="${run.id}"]`); // by its notification
+  if (!listed) $("history").prepend(historyItem(run));
+  $("history-empty").hidden = true;
+}
+
+async function submitPrompt(event) {
   event.preventDefault();
+  if (composerBlocked()) return; // Ctrl+Enter while the thread is busy: the hint says why
   const prompt = $("prompt").value.trim();
   const steps = Number($("steps").value);
   if (!prompt) return showError("run-error", "Describe what the agent should work on.", "prompt");
   if (!Number.isInteger(steps) || steps < 1 || steps > 50) {
     return showError("run-error", "Steps must be a whole number from 1 to 50.", "steps");
   }
-  await whileBusy($("start-run"), async () => {
-    try {
-      const run = await orchestratorJson("/runs", { method: "POST", body: { prompt, steps } });
-      showError("run-error", "");
-      $("prompt").value = "";
-      const listed = document.querySelector(`.history-item[data-run-id="${run.id}"]`); // by its notification
-      if (!listed) $("history").prepend(historyItem(run));
-      $("history-empty").hidden = true;
-      openRun(run);
-    } catch (error) {
-      if (error.code !== "session_ended") showError("run-error", explain(error), error.field);
-    }
-  });
+  const threadId = openThreadId();
+  await whileBusy($("start-run"), () => (threadId ? sendToThread(threadId, prompt, steps) : startRun(prompt, steps)));
+  composerBusy(latestStatus());
+}
+
+async function startRun(prompt, steps) {
+  try {
+    const run = await orchestratorJson("/runs", { method: "POST", body: { prompt, steps } });
+    showError("run-error", "");
+    $("prompt").value = "";
+    listRun(run);
+    openRun(run);
+  } catch (error) {
+    if (error.code !== "session_ended") showError("run-error", explain(error), error.field);
+  }
 }
 
 // Show a run (an object from the list, or an id from the address) and follow its events to the end.
+// A run of a thread is shown in its conversation.
 async function openRun(runOrId) {
   stopFollowing();
   const controller = new AbortController();
@@ -202,26 +308,27 @@ async function openRun(runOrId) {
     if (error.code !== "session_ended") showError("run-error", `Couldn't open that run: ${error.message}`);
     return;
   }
+  if (run.threadId) return openThread(run.threadId);
+  if (current?.controller !== controller) return;
+  showView("run");
   history.replaceState(null, "", `#run-${run.id}`);
   for (const item of document.querySelectorAll(".history-item")) {
     item.toggleAttribute("aria-current", item.dataset.runId === run.id);
   }
-  $("run").hidden = false;
   $("run-title").textContent = run.prompt;
   showRunStatus(run.status);
-  const timeline = new Timeline($("timeline"));
+  const timeline = new Timeline($("timeline"), { askUser: (request) => approvalCard(run.id, request) });
   const onScreen = () => current?.controller === controller;
   try {
-    await follow(`${orchestrator}/runs/${encodeURIComponent(run.id)}/events`, session, {
+    await followRun(run.id, {
       signal: controller.signal,
-      idleMs,
       onState: (state) => {
         if (onScreen()) $("run-connection").textContent = state === "live" ? "Live" : "Reconnecting…";
       },
       onEvent: (event) => {
         if (!onScreen()) return; // a last piece read just before another run was opened
         timeline.add(Number(event.id), event.type, JSON.parse(event.data));
-        if (STATUS_EVENTS.has(event.type)) showRunStatus(event.type);
+        if (STATUS_AFTER[event.type]) showRunStatus(STATUS_AFTER[event.type]);
       },
     });
     if (onScreen()) $("run-connection").textContent = "";
@@ -239,7 +346,7 @@ function stopFollowing() {
 
 function showRunStatus(status) {
   setStatus($("run-status"), status);
-  const active = status === "queued" || status === "running";
+  const active = ACTIVE.has(status);
   const cancel = $("cancel-run");
   cancel.hidden = !active;
   if (!active) {
@@ -291,12 +398,26 @@ async function boot() {
   $("auth-form").addEventListener("submit", submitCredentials);
   $("auth-switch").addEventListener("click", () => setMode(!registering));
   $("sign-out").addEventListener("click", () => session.signOut().catch(() => {}));
-  $("new-run").addEventListener("submit", startRun);
+  $("new-run").addEventListener("submit", submitPrompt);
   $("prompt").addEventListener("keydown", (event) => {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) $("new-run").requestSubmit();
   });
   $("cancel-run").addEventListener("click", cancelRun);
+  $("cancel-turn").addEventListener("click", cancelLatest);
   $("more-runs").addEventListener("click", () => loadHistory(true));
+  $("more-threads").addEventListener("click", () => loadThreads(true));
+  $("new-thread").addEventListener("click", startThread);
+  $("new-single-run").addEventListener("click", showStart);
+  onThreadChosen(openThread, (threadId) => {
+    if (openThreadId() === threadId) showStart();
+    loadHistory(false); // its runs went with it
+  });
+  onTurnStatus((threadId, runId, status) => {
+    showThreadStatus(threadId, runId, status);
+    const listed = document.querySelector(`.history-item[data-run-id="${runId}"] .status`);
+    if (listed) setStatus(listed, status);
+    if (openThreadId() === threadId) composerBusy(status);
+  });
   session.addEventListener("ended", (event) => showSignedOut(event.detail.message));
   session.addEventListener("replaced", () => location.reload()); // start over with the new session
   setMode(false);

@@ -1,13 +1,7 @@
 // Rendering a run: its events become DOM nodes built with textContent only (never HTML from
 // strings), appended in order, so a growing run never moves what is already on screen.
 
-const STATUS_TEXT = {
-  queued: "Queued",
-  running: "Running",
-  completed: "Completed",
-  failed: "Failed",
-  cancelled: "Cancelled",
-};
+import { el, pretty } from "./dom.js";
 
 // A failed run's `reason`, in words a user can act on.
 const FAILURE_TEXT = {
@@ -24,28 +18,14 @@ const FAILURE_TEXT = {
 
 const number = new Intl.NumberFormat();
 
-// `el("p", {class: "x"}, "text", child)`: an element with attributes and children.
-export function el(tag, attributes = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
-  node.append(...children.filter((child) => child !== null && child !== undefined));
-  return node;
-}
-
-export function setStatus(node, status) {
-  node.textContent = STATUS_TEXT[status] ?? status;
-  node.dataset.status = status;
-}
-
-function pretty(value) {
-  return typeof value === "string" ? value : JSON.stringify(value, null, 2);
-}
-
 // One run's events as an ordered list: the plan, the answer as it streams, a card per tool call
 // (its result fills in when it comes), token usage, the final answer and the outcome.
 export class Timeline {
-  constructor(list) {
+  // `askUser(request)`, when given, returns the card that answers an `input_required` request.
+  constructor(list, { askUser = null } = {}) {
     this.list = list;
+    this.askUser = askUser;
+    this.requests = new Map(); // input_required id → its item
     this.calls = new Map(); // tool-call id → its card
     this.text = null; // the paragraph message deltas are appended to; a tool call starts a new one
     this.usage = { inputTokens: 0, outputTokens: 0, calls: 0 };
@@ -99,6 +79,25 @@ export class Timeline {
     const slot = this.calls.get(data.id);
     if (slot) slot.replaceChildren(body);
     else this.list.append(el("li", { class: "event event-tool" }, body)); // a result without its call
+  }
+
+  // The run waits for a person: the tool call's card says so, and the approval card asks.
+  on_input_required(seq, data) {
+    this.text = null;
+    this.calls.get(data.id)?.replaceChildren(el("span", { class: "tool-label" }, "Waiting for your approval…"));
+    const item = this.#item(seq, "input_required", `Approval requested · ${data.tool}`);
+    if (this.askUser) item.append(this.askUser(data));
+    this.requests.set(data.id, item);
+  }
+
+  // Answered (here or in another tab): the card goes, the answer stays in the record.
+  on_input(seq, data) {
+    const request = this.requests.get(data.id);
+    request?.querySelector(".approval")?.remove();
+    this.calls.get(data.id)?.replaceChildren(el("span", { class: "tool-label" }, data.approve ? "Running…" : "Refused"));
+    const comment = data.comment ? el("p", { class: "answer-comment" }, data.comment) : null;
+    const item = this.#item(seq, "input", data.approve ? "You approved" : "You refused", comment);
+    item.dataset.approved = String(data.approve);
   }
 
   on_usage(seq, data) {
