@@ -22,8 +22,11 @@ export async function loadThreads(more = false) {
   if (more && nextCursor) query.set("before", nextCursor);
   try {
     const page = await orchestratorJson(`/threads?${query}`);
+    const known = new Map([...$("threads").children].map((entry) => [entry.dataset.threadId, entry]));
+    const entries = page.threads.map(threadEntry);
+    for (const entry of entries) keepStatus(known.get(entry.dataset.threadId), entry);
     if (!more) $("threads").replaceChildren();
-    $("threads").append(...page.threads.map(threadEntry));
+    $("threads").append(...entries);
     nextCursor = page.next;
     $("more-threads").hidden = !page.next;
     $("threads-empty").hidden = $("threads").children.length > 0;
@@ -56,9 +59,7 @@ const entryOf = (threadId) => document.querySelector(`.thread-entry[data-thread-
 // A thread's latest run changed status (or was found): its badge says so.
 export function showThreadStatus(threadId, runId, status) {
   const entry = entryOf(threadId);
-  if (!entry) return;
-  entry.dataset.latestRunId = runId;
-  setStatus(entry.querySelector(".status"), status);
+  if (entry) showThreadStatusOf(entry, runId, status);
 }
 
 // Whether `runId` is the latest run of a listed thread; if so its badge is updated.
@@ -68,12 +69,26 @@ export function threadRunStatus(runId, status) {
   return Boolean(entry);
 }
 
+// A fresh entry keeps the status its predecessor showed until the thread's own is read.
+function keepStatus(before, after) {
+  if (!before?.dataset.latestRunId) return;
+  const badge = before.querySelector(".status");
+  showThreadStatusOf(after, before.dataset.latestRunId, badge.dataset.status);
+}
+
+function showThreadStatusOf(entry, runId, status) {
+  entry.dataset.latestRunId = runId;
+  setStatus(entry.querySelector(".status"), status);
+}
+
 // The list holds no run status, so each thread's is read from the thread itself.
 async function showLatestRun(threadId) {
   try {
     const thread = await orchestratorJson(`/threads/${encodeURIComponent(threadId)}`);
     const latest = thread.runs.at(-1);
-    if (latest) showThreadStatus(threadId, latest.id, latest.status);
+    const entry = entryOf(threadId);
+    // A status already shown for that run came live (from a stream), so it is the newer one.
+    if (latest && entry && entry.dataset.latestRunId !== latest.id) showThreadStatusOf(entry, latest.id, latest.status);
   } catch {
     // Deleted meanwhile, or offline: the entry simply shows no status.
   }
