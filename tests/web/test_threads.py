@@ -97,7 +97,7 @@ def test_two_turns_then_an_approval_by_keyboard_only(page, web_stack, database_u
     expect(page.locator("#thread-status")).to_have_text("Needs your approval")
     expect(page.locator(".thread-item").first).to_contain_text("Needs your approval")
     expect(page.locator(".history-item", has_text=APPROVAL)).to_contain_text("Needs your approval")
-    expect(page.get_by_role("button", name="Send")).to_be_disabled()
+    expect(page.get_by_role("button", name="Send", exact=True)).to_be_disabled()
     expect(page.locator("#prompt-hint")).to_contain_text("waiting for your answer")
     screenshot(page, "approval.png")
 
@@ -107,7 +107,7 @@ def test_two_turns_then_an_approval_by_keyboard_only(page, web_stack, database_u
     expect(card.get_by_role("button", name="Approve")).to_be_focused()
     page.keyboard.press("Enter")
     expect(third.locator(".approval")).to_have_count(0)
-    expect(third.locator(".event-input")).to_have_text("You approved")
+    expect(third.locator(".step-input")).to_have_text("You approved")
     finished(third)
 
     events = stored_events(database_url, latest_run_id(database_url, thread_id))
@@ -120,7 +120,7 @@ def test_two_turns_then_an_approval_by_keyboard_only(page, web_stack, database_u
     assert "Email sent to team@example.com" in result["output"]
     assert shown(third) == as_shown(events)
     expect(third.locator(f'.event-tool[data-call-id="{request["id"]}"] .tool-output')).to_contain_text("Email sent")
-    expect(page.get_by_role("button", name="Send")).to_be_enabled()
+    expect(page.get_by_role("button", name="Send", exact=True)).to_be_enabled()
 
 
 def test_refuse_with_a_comment_at_phone_width(new_page, web_stack, database_url):
@@ -139,8 +139,8 @@ def test_refuse_with_a_comment_at_phone_width(new_page, web_stack, database_url)
 
     card.get_by_role("button", name="Refuse").click()
     expect(turn.locator(".approval")).to_have_count(0)
-    expect(turn.locator(".event-input")).to_contain_text("You refused")
-    expect(turn.locator(".event-input .answer-comment")).to_have_text(comment)
+    expect(turn.locator(".step-input")).to_contain_text("You refused")
+    expect(turn.locator(".step-input .answer-comment")).to_have_text(comment)
     expect(turn.locator(".tool-error").first).to_contain_text(comment)
     finished(turn)
 
@@ -169,15 +169,15 @@ def test_the_card_appears_on_every_tab_and_goes_when_one_answers(browser, new_pa
     expect(other_card).to_be_visible()
     expect(other_card.locator(".approval-input")).to_contain_text("team@example.com")
     expect(second.locator(".thread-item").first).to_contain_text("Needs your approval")
-    expect(second.get_by_role("button", name="Send")).to_be_disabled()
+    expect(second.get_by_role("button", name="Send", exact=True)).to_be_disabled()
 
     first.locator("#turns .approval").get_by_role("button", name="Approve").click()
     expect(other_card).to_have_count(0)
-    expect(second.locator("#turns .event-input")).to_have_text("You approved")
+    expect(second.locator("#turns .step-input")).to_have_text("You approved")
     for tab in (first, second):
         finished(tab.locator("#turns .turn"))
         expect(tab.locator(".thread-item").first).to_contain_text("Completed")
-    expect(second.get_by_role("button", name="Send")).to_be_enabled()
+    expect(second.get_by_role("button", name="Send", exact=True)).to_be_enabled()
     context.close()
 
 

@@ -137,7 +137,6 @@ function showStart() {
 async function openThread(threadId, { focus = true } = {}) {
   showView("thread");
   markOpen(threadId);
-  $("thread-error").textContent = "";
   history.replaceState(null, "", `#thread-${threadId}`);
   try {
     const thread = await openConversation(threadId);

@@ -26,6 +26,7 @@ export class Timeline {
     this.list = list;
     this.askUser = askUser;
     this.requests = new Map(); // input_required id → its item
+    this.answered = null; // the call whose answer the run is about to resume with
     this.calls = new Map(); // tool-call id → its card
     this.text = null; // the paragraph message deltas are appended to; a tool call starts a new one
     this.usage = { inputTokens: 0, outputTokens: 0, calls: 0 };
@@ -38,8 +39,11 @@ export class Timeline {
     render.call(this, seq, data, type);
   }
 
+  // Started; or, after an answer, resumed: shown in the tool call's card, where the run goes on.
   on_running(seq) {
-    this.#item(seq, "running", "Started");
+    if (this.answered) this.#step(seq, "running", this.answered, el("span", { class: "tool-label" }, "Resumed"));
+    else this.#item(seq, "running", "Started");
+    this.answered = null;
   }
 
   on_plan(seq, data) {
@@ -81,23 +85,33 @@ export class Timeline {
     else this.list.append(el("li", { class: "event event-tool" }, body)); // a result without its call
   }
 
-  // The run waits for a person: the tool call's card says so, and the approval card asks.
+  // The run waits for a person: inside the tool call's card (so the card reads call, request,
+  // answer, result, in order), the approval card asks.
   on_input_required(seq, data) {
     this.text = null;
-    this.calls.get(data.id)?.replaceChildren(el("span", { class: "tool-label" }, "Waiting for your approval…"));
-    const item = this.#item(seq, "input_required", `Approval requested · ${data.tool}`);
-    if (this.askUser) item.append(this.askUser(data));
-    this.requests.set(data.id, item);
+    const request = this.#step(seq, "input_required", data.id, el("span", { class: "tool-label" }, `Approval requested · ${data.tool}`));
+    this.calls.get(data.id)?.replaceChildren(el("span", { class: "tool-label" }, "Waiting for your answer…"));
+    if (this.askUser) request.append(this.askUser(data));
+    this.requests.set(data.id, request);
   }
 
   // Answered (here or in another tab): the card goes, the answer stays in the record.
   on_input(seq, data) {
-    const request = this.requests.get(data.id);
-    request?.querySelector(".approval")?.remove();
-    this.calls.get(data.id)?.replaceChildren(el("span", { class: "tool-label" }, data.approve ? "Running…" : "Refused"));
+    this.requests.get(data.id)?.querySelector(".approval")?.remove();
     const comment = data.comment ? el("p", { class: "answer-comment" }, data.comment) : null;
-    const item = this.#item(seq, "input", data.approve ? "You approved" : "You refused", comment);
-    item.dataset.approved = String(data.approve);
+    const answer = this.#step(seq, "input", data.id, el("span", { class: "answer" }, data.approve ? "You approved" : "You refused"), comment);
+    answer.dataset.approved = String(data.approve);
+    this.calls.get(data.id)?.replaceChildren(el("span", { class: "tool-label" }, data.approve ? "Running…" : "Refused"));
+    this.answered = data.id;
+  }
+
+  // A step of tool call `callId` shown in its card, just above the result; alone if the call is unknown.
+  #step(seq, type, callId, ...content) {
+    const node = el("div", { class: `tool-step step-${type}`, "data-seq": seq, "data-type": type }, ...content);
+    const slot = this.calls.get(callId);
+    if (slot) slot.before(node);
+    else this.list.append(el("li", { class: "event event-tool" }, node));
+    return node;
   }
 
   on_usage(seq, data) {
