@@ -16,4 +16,15 @@ def init_app(app, origins):
         allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Request-Id"],
         expose_headers=["Retry-After", "X-Request-Id"],
         max_age=600,
+        # flask-cors sends Vary only with two or more origins, and only to a listed one; ours below
+        # covers every response, so it is turned off here to avoid saying it twice.
+        vary_header=False,
     )
+
+    @app.after_request
+    def vary_by_origin(response):
+        # Every answer of a CORS-enabled app depends on Origin (a listed one gets Allow-Origin, any
+        # other none): a shared cache must never hand one origin's answer to another. after_request
+        # also runs for error responses, so 4xx and 500 say it too.
+        response.vary.add("Origin")
+        return response

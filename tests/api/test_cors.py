@@ -155,3 +155,59 @@ def test_request_id_is_made_when_none_is_sent_and_differs_per_request(client):
     second = client.get("/health").headers["X-Request-Id"]
     assert MADE_UP_REQUEST_ID.match(first) and MADE_UP_REQUEST_ID.match(second)
     assert first != second
+
+
+# --- Vary: Origin, whatever the number of listed origins ------------------------------------------
+
+
+@pytest.fixture
+def single_origin_client(make_client):
+    """The API with one origin in CORS_ORIGINS, as most deployments have (flask-cors then omits Vary)."""
+    return make_client(CORS_ORIGINS=LISTED[0])
+
+
+def single_origin_responses(client):
+    """Responses whose CORS headers depend on Origin: preflights, real requests and errors, from
+    a listed origin, an unlisted one and none."""
+    responses = {}
+    for label, origin in (("listed", LISTED[0]), ("unlisted", "http://evil.test")):
+        responses[f"preflight_{label}"] = preflight(client, origin)
+        responses[f"health_{label}"] = client.get("/health", headers={"Origin": origin})
+        responses[f"unauthorized_{label}"] = client.get("/me", headers={"Origin": origin})
+        responses[f"not_found_{label}"] = client.get("/no-such-path", headers={"Origin": origin})
+        responses[f"bad_request_{label}"] = client.post("/auth/token", json={}, headers={"Origin": origin})
+    responses["health_no_origin"] = client.get("/health")
+    return responses
+
+
+def test_every_response_says_it_varies_by_origin_with_a_single_listed_origin(single_origin_client):
+    """A shared cache must never hand one origin's answer (with or without Allow-Origin) to another."""
+    for name, r in single_origin_responses(single_origin_client).items():
+        assert "origin" in vary_values(r), (name, r.headers)
+        assert [v.strip().lower() for h in r.headers.getlist("Vary") for v in h.split(",")].count("origin") == 1, name
+
+
+def test_single_listed_origin_is_still_echoed_exactly(single_origin_client):
+    r = single_origin_client.get("/health", headers={"Origin": LISTED[0]})
+    assert r.headers.getlist("Access-Control-Allow-Origin") == [LISTED[0]]
+    other = single_origin_client.get("/health", headers={"Origin": LISTED[1]})
+    assert "Access-Control-Allow-Origin" not in other.headers
+
+
+@pytest.mark.parametrize("origins", ["http://localhost:3000", "http://localhost:3000,http://web.test:3000"])
+def test_orchestrator_responses_vary_by_origin(orchestrator_env, origins):
+    from common.app import shutdown
+    from orchestrator import create_app
+
+    app = create_app({**orchestrator_env, "CORS_ORIGINS": origins})
+    try:
+        client = app.test_client()
+        for r in (
+            preflight(client, LISTED[0], path="/runs"),
+            client.get("/runs", headers={"Origin": LISTED[0]}),
+            client.get("/runs", headers={"Origin": "http://evil.test"}),
+            client.get("/health"),
+        ):
+            assert "origin" in vary_values(r), r.headers
+    finally:
+        shutdown(app)
