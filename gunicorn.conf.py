@@ -13,6 +13,9 @@ import subprocess
 import sys
 import tempfile
 
+# Standard library only (gunicorn's master loads it anyway, for logconfig_dict below).
+from common.logs import exit_with_error
+
 # --- Where to listen --------------------------------------------------------------------------
 # PORT is set by Render, Railway and Compose; 8000 is only a local fallback. BIND_HOST=127.0.0.1 on
 # a VM keeps the service reachable only through the nginx on the same machine.
@@ -28,7 +31,8 @@ worker_class = "gevent"
 def _whole_number(name, default):
     raw = os.environ.get(name, "").strip() or str(default)
     if not raw.isdigit() or int(raw) < 1:
-        sys.exit(f"config error: {name} must be a positive whole number, got {raw!r}")
+        # Logging is not set up yet: one JSON line all the same, through the services' formatter.
+        exit_with_error(f"config error: {name} must be a positive whole number, got {raw!r}", "gunicorn.error")
     return int(raw)
 
 
@@ -86,7 +90,7 @@ def on_starting(server):
     here = os.path.dirname(os.path.abspath(__file__))
     checked = subprocess.run([sys.executable, "-m", "common.preflight", service], cwd=here, check=False)
     if checked.returncode != 0:
-        sys.exit(checked.returncode)  # the child already printed one line saying why
+        sys.exit(checked.returncode)  # the child already logged one line saying why
     # Workers write their metric samples here; stale files from a previous run would be summed in.
     folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if not folder:  # one of our own, removed again on exit

@@ -103,6 +103,17 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(redact(entry), default=str)
 
 
+def exit_with_error(message, logger="oneshot"):
+    """Stop the process with status 1 after one JSON line on stderr saying why (level ERROR).
+
+    For start-up checks, which run before or outside gunicorn's logging: a log shipper reading the
+    service's output still gets one JSON object per line, and the operator one clear message.
+    """
+    configure_logging()
+    logging.getLogger(logger).error("%s", message)
+    sys.exit(1)
+
+
 def configure_logging(level="INFO"):
     """Send every log record to stderr as redacted JSON; safe to call more than once."""
     root = logging.getLogger()

@@ -5,7 +5,7 @@ process. Never import it into gunicorn's master: psycopg imported there would be
 worker with its blocking wait function.
 """
 
-import sys
+import logging
 from pathlib import Path
 
 from yoyo import get_backend, read_migrations
@@ -13,11 +13,15 @@ from yoyo import get_backend, read_migrations
 from common import queries
 from common.config import ConfigError, load_config
 from common.db import connect
+from common.logs import configure_logging, exit_with_error
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "sql" / "migrations"
 # An arbitrary constant naming "oneshot migrations" for pg_advisory_lock.
 ADVISORY_LOCK_ID = 0x0E5407
 YOYO_LOCK_TIMEOUT = 60
+
+# Named, not __name__: under `python -m common.migrate` that would be "__main__".
+log = logging.getLogger("oneshot.migrate")
 
 
 def yoyo_url(database_url):
@@ -46,20 +50,23 @@ def migrate(database_url):
 
 
 def migrate_or_exit(database_url, label="migrations"):
-    """Apply pending migrations and print one line; on any failure exit 1 with one line, no traceback."""
+    """Apply pending migrations and log one JSON line; on any failure exit 1 with one line, no traceback."""
+    # yoyo narrates every step at INFO; the one summary line below is what an operator needs.
+    logging.getLogger("yoyo").setLevel(logging.WARNING)
     try:
         applied = migrate(database_url)
     except Exception as e:  # the operator gets one line, not a traceback
-        sys.exit(f"migration failed: {type(e).__name__}: {' '.join(str(e).split())}")
-    print(f"{label}: {applied} applied", file=sys.stderr)
+        exit_with_error(f"migration failed: {type(e).__name__}: {' '.join(str(e).split())}", log.name)
+    log.info("%s: %d applied", label, applied, extra={"applied": applied})
 
 
 def main():
     """`python -m common.migrate`: migrate DATABASE_URL."""
+    configure_logging()
     try:
         config = load_config(require=("DATABASE_URL",))
     except ConfigError as e:
-        sys.exit(f"config error: {e}")
+        exit_with_error(f"config error: {e}", log.name)
     migrate_or_exit(config.database_url)
 
 

@@ -1,5 +1,6 @@
 """Migrations: idempotent, safe when several processes start at once, unstuck by a stale lock."""
 
+import json
 import subprocess
 import sys
 
@@ -38,7 +39,9 @@ def test_three_processes_migrating_at_once_all_succeed(empty_database_url):
     ]
     outputs = [p.communicate(timeout=60)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], outputs
-    assert sorted(o.strip() for o in outputs) == ["migrations: 0 applied"] * 2 + [f"migrations: {MIGRATIONS} applied"]
+    # Each says so in one JSON log line.
+    lines = sorted(json.loads(o)["msg"] for o in outputs)
+    assert lines == ["migrations: 0 applied"] * 2 + [f"migrations: {MIGRATIONS} applied"]
     assert applied(empty_database_url) == MIGRATIONS
 
 
@@ -53,4 +56,6 @@ def test_an_unreachable_database_fails_with_one_line():
     env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
     result = subprocess.run([sys.executable, "-m", "common.migrate"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 1
-    assert result.stderr.startswith("migration failed:") and result.stderr.count("\n") == 1
+    assert result.stderr.count("\n") == 1
+    line = json.loads(result.stderr)
+    assert line["level"] == "ERROR" and line["msg"].startswith("migration failed:")

@@ -7,6 +7,7 @@ request line a browser or an attacker sends.
 """
 
 import http.client
+import json
 import os
 import re
 import subprocess
@@ -407,7 +408,9 @@ def test_preflight_stops_start_up_with_one_line_naming_the_missing_url(env, name
     assert result.returncode == 1
     assert result.stdout == ""
     lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("config error:") and named in lines[0], result.stderr
+    assert len(lines) == 1, result.stderr
+    line = json.loads(lines[0])
+    assert line["level"] == "ERROR" and line["msg"].startswith("config error:") and named in line["msg"], line
 
 
 def test_preflight_passes_with_both_urls_and_no_database():
