@@ -1,7 +1,8 @@
 """`/api/<path>` → `API_URL/<path>`: a streaming reverse proxy that forwards a verified identity.
 
-Bodies stream both ways in 64 KiB pieces (never whole in memory). Only `API_URL` is ever contacted:
-the path is rebuilt segment by segment under its prefix, and `.`/`..`/empty segments are refused.
+Bodies stream both ways in pieces of at most 64 KiB, passed on as they arrive (never whole in
+memory). Only `API_URL` is ever contacted: the path is rebuilt segment by segment under its prefix,
+and `.`/`..`/empty segments are refused.
 """
 
 import logging
@@ -149,10 +150,21 @@ def forward(path):
     return response
 
 
+def pieces(raw):
+    """The raw upstream body in pieces of at most PIECE bytes, each passed on as soon as it arrives."""
+    if raw.chunked and raw.supports_chunked_reads():
+        yield from raw.read_chunked(PIECE, decode_content=False)  # one piece per chunk, as it arrives
+        return
+    # Sized or close-delimited (neither Content-Length nor chunked: the body ends at EOF). urllib3's
+    # stream(n) would wait for n bytes or EOF, holding a slow stream back; read1 returns what came.
+    while piece := raw.read1(PIECE, decode_content=False):
+        yield piece
+
+
 def relay(upstream):
     """The upstream body, piece by piece as it arrives (an SSE event is passed on at once)."""
     try:
-        yield from upstream.raw.stream(PIECE, decode_content=False)
+        yield from pieces(upstream.raw)
     except (urllib3.exceptions.HTTPError, OSError) as e:
         # Headers are sent already: all that is left is to end the body; the client sees it cut.
         log.warning("upstream body ended early: %s", type(e).__name__)

@@ -13,6 +13,8 @@ import hashlib
 import http.client
 import json
 import secrets
+import socket
+import threading
 import time
 import urllib.parse
 import uuid
@@ -414,6 +416,50 @@ def test_sse_from_the_api_arrives_event_by_event_through_the_proxy(api_stack):
     assert events[-1] == {"comment": "heartbeat"}
     # The heartbeat comes about SSE_HEARTBEAT_SECONDS=1 after `ready`: nothing held `ready` back for it.
     assert arrivals[-1] - arrivals[0] > 0.5
+
+
+class CloseDelimitedSseUpstream:
+    """A tiny HTTP/1.0-style SSE server: no Content-Length, no chunked encoding, the body ends when it
+    closes the connection. It sends the first event, then waits (up to `patience` seconds) for the
+    test to say the client has it before it sends the last one and closes."""
+
+    def __init__(self, patience=5.0):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.client_has_first, self.patience = threading.Event(), patience
+        self.released_by_client = None  # True when the client had the first event before the last was sent
+        self.thread = threading.Thread(target=self.serve_one, daemon=True)
+        self.thread.start()
+
+    def serve_one(self):
+        conn, _ = self.listener.accept()
+        with conn:
+            conn.recv(65536)  # the request (the proxy sends no body on a GET)
+            conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n\r\n")
+            conn.sendall(b'id: 1\nevent: first\ndata: {"n": 1}\n\n')
+            self.released_by_client = self.client_has_first.wait(self.patience)
+            conn.sendall(b'id: 2\nevent: last\ndata: {"n": 2}\n\n')
+        self.listener.close()
+
+
+def test_close_delimited_sse_from_the_upstream_arrives_event_by_event(start_service):
+    upstream = CloseDelimitedSseUpstream()
+    proxy = start_service("preview", proxy_env(secrets.token_urlsafe(48), upstream.url, PROXY_READ_TIMEOUT=10))
+    headers = {"Accept": "text/event-stream"}
+
+    def note(event):
+        if event.get("event") == "first":
+            upstream.client_has_first.set()
+        return event.get("event") == "last"
+
+    with requests.get(f"{proxy.url}/api/stream", headers=headers, stream=True, timeout=10) as stream:
+        assert stream.status_code == 200
+        assert stream.headers["Content-Type"] == "text/event-stream"
+        events = read_sse(stream, until=note)
+    upstream.thread.join(10)
+    assert [e["event"] for e in events] == ["first", "last"]
+    # The first event crossed the proxy while the upstream was still holding the last one back.
+    assert upstream.released_by_client is True
 
 
 def test_api_413_reaches_the_client_unchanged(api_stack):
