@@ -46,8 +46,29 @@ def init_app(app):
             request_id_var.reset(g.pop("request_id_token"))
 
 
+class _RepeatedKey(ValueError):
+    """A JSON object named the same key twice."""
+
+    def __init__(self, key):
+        super().__init__(key)
+        self.key = json.dumps(key)  # quoted and escaped: it came from the client
+
+
+def _object_without_repeats(pairs):
+    """A JSON object as a dict, refusing a repeated key (json.loads would silently keep the last)."""
+    body = dict(pairs)
+    if len(body) != len(pairs):
+        seen = set()
+        raise _RepeatedKey(next(k for k, _ in pairs if k in seen or seen.add(k)))
+    return body
+
+
 def json_body():
-    """The request's JSON object, or a 415 / 400 error saying what is wrong with it."""
+    """The request's JSON object, or a 415 / 400 error saying what is wrong with it.
+
+    A key named twice in one object is refused: another parser on the path (a proxy, a WAF) may
+    take the first where Python takes the last, and the two would disagree about what was asked.
+    """
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type", "Send a JSON body with Content-Type: application/json.")
     data = request.get_data(cache=True)
@@ -57,7 +78,11 @@ def json_body():
     if request.content_length is None and limit is not None and len(data) >= limit:
         raise ApiError(413, "payload_too_large", f"The request body is larger than {limit} bytes.")
     try:
-        body = json.loads(data or b"null")
+        body = json.loads(data or b"null", object_pairs_hook=_object_without_repeats)
+    except _RepeatedKey as e:
+        raise ApiError(400, "malformed_json", f"The request body names the key {e.key} more than once.") from None
+    except RecursionError:  # thousands of nested [ or {: the parser's recursion limit, not our fault
+        raise ApiError(400, "malformed_json", "The request body is nested too deeply.") from None
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "malformed_json", "The request body is not valid JSON.") from None
     if not isinstance(body, dict):
