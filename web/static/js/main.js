@@ -92,8 +92,10 @@ function showSignedOut(notice = "") {
   $("signed-in").hidden = $("account").hidden = $("booting").hidden = true;
   $("signed-out").hidden = false;
   $("auth-notice").textContent = notice;
-  $("password").value = "";
-  $("user-id").focus();
+  // Never undo what the user did: whatever is in the form (typed or autofilled while the page was
+  // starting) was put there by the person in front of it — the form is reset at every sign-in, so
+  // nothing of a previous user is left — and the focus stays in the field they are typing in.
+  if (!$("auth-form").contains(document.activeElement)) $("user-id").focus();
 }
 
 async function showSignedIn() {
