@@ -53,6 +53,12 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS") or (
     "127.0.0.1,::1" if os.environ.get("TRUSTED_PROXY_HOPS", "0").strip() not in ("", "0") else ""
 )
 
+# A header name with an underscore (X_User_Id) lands in the same WSGI variable as its dashed twin
+# (HTTP_X_USER_ID): it is dropped, as nginx does by default, so no spelling of X-User-Id can pass
+# for the one a proxy sets. "refuse" would answer 400 to the whole request instead; gunicorn's own
+# default is "drop" today, pinned here (and by tests/api/test_me.py) so that a change shows.
+header_map = "drop"
+
 # Of the scheme headers gunicorn knows, only X-Forwarded-Proto (what nginx, Render and Railway send).
 # With its default three, a client adding X-Forwarded-Ssl made a trusted proxy's request a 400.
 secure_scheme_headers = {"X-FORWARDED-PROTO": "https"}

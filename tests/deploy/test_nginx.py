@@ -24,6 +24,7 @@ import requests
 
 from tests.conftest import OUTPUT, ROOT, Service, free_port, fresh_database, service_env, wait_for
 from tests.deploy.conftest import SITE, Nginx, ipv6_loopback, site_for_test, substitute
+from tests.support.identity_headers import SPOOFS, lines_for, send
 
 STEP_MS = 200  # RUN_STEP_DELAY_MS: a 2-step run is 12 events over 11 delays (2.2 s)
 RUN_STEPS = 2
@@ -411,3 +412,22 @@ def test_gunicorn_believes_only_x_forwarded_proto_from_a_trusted_proxy(stack):
     api = stack.services[0]
     headers = {"X-Forwarded-Proto": "http", "X-Forwarded-Ssl": "on", "X-Forwarded-Protocol": "ssl"}
     assert requests.get(f"{api.url}/health", headers=headers, timeout=5).status_code == 200
+
+
+# --- identity headers ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("prefix", ["/api", "/preview/api"])
+def test_no_spelling_of_x_user_id_from_a_client_reaches_a_service_through_nginx(stack, prefix):
+    """nginx drops a client's X-User-Id in every spelling (underscored names are invalid to it, the
+    dashed one it clears, a space before the colon is a 400): straight to the API nothing is
+    forwarded, and through the Preview Manager the API sees only the subject of the verified token."""
+    user = sign_up(stack.env)
+    token = user["headers"]["Authorization"].removeprefix("Bearer ")
+    expected = None if prefix == "/api" else user["userId"]
+    plain = [("plain", ["X-User-Id: admin"]), ("plain_naming_me", ["X-User-Id: {me}"])]
+    for label, lines in [*plain, *SPOOFS]:
+        status, body = send(stack.port, f"{prefix}/me", token, lines_for(lines, user["userId"]))
+        if label.startswith("space_before_colon"):  # nginx refuses the request itself, in JSON
+            assert (status, body["error"]["code"]) == (400, "bad_request"), (label, status, body)
+            continue
+        assert status == 200, (label, status, body)
+        assert body["userId"] == user["userId"] and body["forwardedUserId"] == expected, (label, body)

@@ -26,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Service, free_port, fresh_database, read_sse, service_env, wait_for
 from tests.sse_clients import proc_status, worker_pids
+from tests.support.identity_headers import SPOOFS, lines_for, send
 from tests.upstream import PATTERN, PIECE
 
 MIB = 1024 * 1024
@@ -171,6 +172,19 @@ def test_spoofed_x_user_id_never_reaches_the_api(api_stack, echo_stack):
         # Without one, the upstream sees no X-User-Id at all.
         status, _, body = raw_request(echo_stack.proxy, "/api/echo/x", spoof)
         assert status == 200 and "X-User-Id" not in json.loads(body)["headers"], (spoof, body)
+
+
+def test_no_spelling_of_x_user_id_crosses_the_proxy(api_stack):
+    """The API sees the token's subject as X-User-Id, whatever the client sent in its place; a name
+    with a space before the colon is refused by the proxy's gunicorn (400) and goes nowhere."""
+    user = sign_up(api_stack.env)
+    for label, lines in SPOOFS:
+        status, body = send(api_stack.proxy.port, "/api/me", user["token"], lines_for(lines, user["userId"]))
+        if label.startswith("space_before_colon"):
+            assert status == 400, (label, status, body)
+            continue
+        assert status == 200, (label, status, body)
+        assert body["forwardedUserId"] == user["userId"], (label, body)
 
 
 def test_request_without_bearer_is_forwarded_without_identity_and_gets_the_apis_challenge(api_stack, echo_stack):
