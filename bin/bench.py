@@ -1,4 +1,5 @@
-"""Benchmarks printed as tables (`make bench`): sign-in bursts and /health latency meanwhile; SSE streams
+"""Benchmarks printed as tables (`make bench`): the auth hot path under wrk (CPU per request, p99); sign-in
+bursts and /health latency meanwhile; SSE streams
 held by one gevent worker (memory per stream, and delivery latency of a run's events to every stream); the
 latency the Preview Manager adds to an API request.
 
@@ -20,6 +21,8 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import bench_http  # noqa: E402  (beside this file)
 
 from tests.conftest import ROOT, Service, admin_execute, free_port, service_env, with_database  # noqa: E402
 from tests.sse_clients import SseClients, allow_open_files, proc_status, worker_pids  # noqa: E402
@@ -207,7 +210,8 @@ def measure_streams(service, env, count):
 
 
 def print_streams_table(server):
-    """The second table: idle SSE streams on one gevent worker, memory and delivery latency."""
+    """Idle SSE streams on one gevent worker, memory and delivery latency; returns {count: measurement}."""
+    measured = {}
     print()
     print(f"SSE streams on one gevent worker — command: {COMMAND}; the client runs on the same machine and cores")
     print(
@@ -224,7 +228,7 @@ def print_streams_table(server):
             continue
         name = f"bench_streams_{count}"
         admin_execute(server, f'CREATE DATABASE "{name}"')
-        m = bench_streams(with_database(server, name), count)
+        m = measured[count] = bench_streams(with_database(server, name), count)
         per_stream = (m["rss_streams"] - m["rss_empty"]) / count
         empty_mb, streams_mb, latencies = m["rss_empty"] / 1024, m["rss_streams"] / 1024, m["latencies"]
         print(
@@ -232,6 +236,7 @@ def print_streams_table(server):
             f"{m['threads']:>7} | {ms(statistics.median(latencies)):>14} | {ms(percentile(latencies, 0.99))} | "
             f"{ms(max(latencies))} | {len(latencies)}"
         )
+    return measured
 
 
 def timed_get(http, url, headers):
@@ -297,28 +302,124 @@ def print_proxy_table(server):
     )
 
 
+def bench_http_rows(database_url, workers):
+    """Run every HTTP scenario against the API with `workers` gevent workers; {scenario: measurement}."""
+    env = service_env(database_url, WEB_CONCURRENCY=workers, AUTH_ALLOW_PASSWORDLESS="true")
+    log_fd, log_path = tempfile.mkstemp(prefix="oneshot-bench-api-", suffix=".log")
+    os.close(log_fd)
+    service = Service("api", env, Path(log_path)).start()
+    try:
+        return {scenario: bench_http.measure(service, scenario) for scenario in bench_http.SCRIPTS}
+    finally:
+        service.stop()
+        os.unlink(log_path)
+
+
+def print_http_table(server):
+    """The auth hot path: wrk at 32 connections, server CPU per request from /proc; returns the rows."""
+    measured = {}
+    print(
+        f"Auth hot path — command: {COMMAND}; wrk -t{bench_http.WRK_THREADS} -c{bench_http.CONNECTIONS}"
+        f" -d{bench_http.MEASURE_SECONDS}s after {bench_http.WARMUP_SECONDS}s warm-up, on the same 2 cores;"
+        " CPU = gunicorn process tree (from /proc) / requests; access log on"
+    )
+    print(
+        f"{'scenario':>8} | {'workers':>7} | {'req/s':>7} | {'CPU ms/req':>10} | {'p50 ms':>8} | {'p99 ms':>8} | "
+        f"{'max ms':>8} | errors"
+    )
+    for workers in (1, 2):
+        name = f"bench_http_{workers}"
+        admin_execute(server, f'CREATE DATABASE "{name}"')
+        for scenario, m in bench_http_rows(with_database(server, name), workers).items():
+            measured[scenario, workers] = m
+            print(
+                f"{scenario:>8} | {workers:>7} | {m['rps']:>7.0f} | {m['cpu_ms']:>10.3f} | {m['p50_ms']:>8.1f} | "
+                f"{m['p99_ms']:>8.1f} | {m['max_ms']:>8.1f} | {m['errors']}"
+            )
+    return measured
+
+
+def print_logins_table(server):
+    """Sign-in bursts (argon2id off the event loop) and /health latency meanwhile."""
+    print()
+    print("20 concurrent sign-ins (argon2id m=19MiB t=2) while /health is probed back to back")
+    print(
+        f"{'workers':>7} | {'burst ms':>8} | {'login p50':>9} | {'login max':>9} | "
+        f"{'health idle p50':>15} | {'health p50':>10} | {'health p99':>10} | {'health max':>10} | probes"
+    )
+    for workers in (1, 2):
+        name = f"bench_{workers}"
+        admin_execute(server, f'CREATE DATABASE "{name}"')
+        wall, logins, idle, during = bench_logins(with_database(server, name), workers)
+        print(
+            f"{workers:>7} | {ms(wall)} | {ms(statistics.median(logins)):>9} | {ms(max(logins)):>9} | "
+            f"{ms(statistics.median(idle)):>15} | {ms(statistics.median(during)):>10} | "
+            f"{ms(percentile(during, 0.99)):>10} | {ms(max(during)):>10} | {len(during)}"
+        )
+
+
+def target_rows(http, streams):
+    """(target, goal, measured, met) for every target of issue 14 that this run measured."""
+    rows = []
+    for scenario, label, limit in (("me", "GET /me", 0.40), ("refresh", "refresh", 0.55), ("mint", "mint", 0.60)):
+        if (scenario, 1) in http:
+            cpu = http[scenario, 1]["cpu_ms"]
+            goal = f"<= {limit:.2f} ms"
+            rows.append((f"{label}: server CPU per request, 1 worker", goal, f"{cpu:.3f} ms", cpu <= limit))
+    for scenario, label in (("me", "GET /me"), ("refresh", "refresh"), ("mint", "mint")):
+        if (scenario, 2) in http:
+            p99 = http[scenario, 2]["p99_ms"]
+            rows.append((f"{label}: p99 at 32 connections, 2 workers", "< 40 ms", f"{p99:.1f} ms", p99 < 40))
+    for count, m in sorted(streams.items()):
+        per_stream = (m["rss_streams"] - m["rss_empty"]) / count
+        p50, p99 = 1000 * statistics.median(m["latencies"]), 1000 * percentile(m["latencies"], 0.99)
+        if count >= 10_000:
+            memory = f"{per_stream:.1f} KB"
+            rows.append((f"{count} idle SSE streams, memory each", "<= 12 KB", memory, per_stream <= 12))
+            rows.append((f"fan-out to {count} subscribers, p99", "< 250 ms", f"{p99:.1f} ms", p99 < 250))
+        elif count == 1000:
+            rows.append((f"fan-out to {count} subscribers, p50", "< 10 ms", f"{p50:.1f} ms", p50 < 10))
+            rows.append((f"fan-out to {count} subscribers, p99", "< 50 ms", f"{p99:.1f} ms", p99 < 50))
+    return rows
+
+
+def print_targets_table(http, streams):
+    """The summary: each target of issue 14 beside what this run measured."""
+    rows = target_rows(http, streams)
+    print()
+    print(f"Targets (issue 14) — command: {COMMAND}")
+    width = max(len(r[0]) for r in rows) if rows else 10
+    print(f"{'target':<{width}} | {'goal':>10} | {'measured':>10} | met")
+    for name, goal, measured, met in rows:
+        print(f"{name:<{width}} | {goal:>10} | {measured:>10} | {'yes' if met else 'NO'}")
+
+
+# Parts of the bench, in the order they run; BENCH_PARTS=http,streams runs a subset.
+PARTS = ("http", "logins", "streams", "proxy")
+
+
 def main():
+    parts = [p.strip() for p in os.environ.get("BENCH_PARTS", ",".join(PARTS)).split(",") if p.strip()]
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        raise SystemExit(f"BENCH_PARTS: unknown part(s) {', '.join(sorted(unknown))}; choose from {', '.join(PARTS)}")
+    if "http" in parts:
+        bench_http.require_wrk()
     datadir = tempfile.mkdtemp(prefix="oneshot-bench-pg-")
     port = free_port()
     subprocess.run([ROOT / "bin" / "pg-local", "start", datadir, str(port)], check=True)
     server = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    http, streams = {}, {}
     try:
-        print("20 concurrent sign-ins (argon2id m=19MiB t=2) while /health is probed back to back")
-        print(
-            f"{'workers':>7} | {'burst ms':>8} | {'login p50':>9} | {'login max':>9} | "
-            f"{'health idle p50':>15} | {'health p50':>10} | {'health p99':>10} | {'health max':>10} | probes"
-        )
-        for workers in (1, 2):
-            name = f"bench_{workers}"
-            admin_execute(server, f'CREATE DATABASE "{name}"')
-            wall, logins, idle, during = bench_logins(with_database(server, name), workers)
-            print(
-                f"{workers:>7} | {ms(wall)} | {ms(statistics.median(logins)):>9} | {ms(max(logins)):>9} | "
-                f"{ms(statistics.median(idle)):>15} | {ms(statistics.median(during)):>10} | "
-                f"{ms(percentile(during, 0.99)):>10} | {ms(max(during)):>10} | {len(during)}"
-            )
-        print_streams_table(server)
-        print_proxy_table(server)
+        if "http" in parts:
+            http = print_http_table(server)
+        if "logins" in parts:
+            print_logins_table(server)
+        if "streams" in parts:
+            streams = print_streams_table(server)
+        if "proxy" in parts:
+            print_proxy_table(server)
+        print_targets_table(http, streams)
     finally:
         subprocess.run([ROOT / "bin" / "pg-local", "stop", datadir], check=False)
         shutil.rmtree(datadir, ignore_errors=True)
