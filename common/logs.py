@@ -36,6 +36,10 @@ _PATTERNS = [
     (re.compile(r"\beyJ[\w-]*\.[\w-]*\.[\w-]*"), REDACTED),
 ]
 
+# Every pattern above needs one of these to match (a quote, ':', '=', whitespace, or a JWT's start):
+# text with none of them is returned as it is, without running the patterns.
+_MAY_HOLD_SECRET = re.compile(r"[\"':=\s]|eyJ")
+
 _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
@@ -48,6 +52,8 @@ def redact(value):
     if value is None or isinstance(value, bool | int | float):
         return value
     text = str(value)  # anything else is logged as its text, so its text is what gets redacted
+    if not _MAY_HOLD_SECRET.search(text):
+        return text
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
@@ -66,18 +72,25 @@ def _message(record):
 
 
 def _access_fields(atoms):
-    """Structured fields from a gunicorn access-log record (its args are the log atoms)."""
+    """Structured fields from a gunicorn access-log record (its args are the log atoms).
+
+    Built field by field rather than redacted by the generic walk: only the fields a client writes
+    (path and query, user agent, request id) can hold a secret, so only they are redacted; the rest
+    are numbers, the method and the peer address.
+    """
     query = atoms.get("q", "")
+    status = atoms.get("s")
+    request_id = atoms.get("{x-request-id}o")
     return {
         "msg": "request",
         "remote": atoms.get("h"),
         "method": atoms.get("m"),
-        "path": atoms.get("U") + (f"?{query}" if query else ""),
-        "status": int(atoms["s"]) if str(atoms.get("s", "")).isdigit() else atoms.get("s"),
+        "path": redact(atoms.get("U", "") + (f"?{query}" if query else "")),
+        "status": int(status) if str(status).isdigit() else status,
         "bytes": atoms.get("B"),
         "duration_ms": round(float(atoms.get("D", 0)) / 1000, 1),
-        "request_id": atoms.get("{x-request-id}o") or None,
-        "user_agent": atoms.get("a"),
+        "request_id": redact(request_id) if request_id and request_id != "-" else None,
+        "user_agent": redact(atoms.get("a")),
     }
 
 
@@ -90,14 +103,14 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
         }
-        if record.name == "gunicorn.access" and isinstance(record.args, dict):
-            entry.update(_access_fields(record.args))
-        else:
-            entry["msg"] = _message(record)
-            request_id = request_id_var.get()
-            if request_id:
-                entry["request_id"] = request_id
-            entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS})
+        if record.name == "gunicorn.access" and isinstance(record.args, dict) and not record.exc_info:
+            entry.update(_access_fields(record.args))  # redacted field by field
+            return json.dumps(entry, default=str)
+        entry["msg"] = _message(record)
+        request_id = request_id_var.get()
+        if request_id:
+            entry["request_id"] = request_id
+        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS})
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(redact(entry), default=str)

@@ -2,6 +2,7 @@
 
 import concurrent.futures
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -120,6 +121,39 @@ def test_no_secret_reaches_the_logs(api_server):
         assert secret not in log
     assert api_server.env["JWT_SECRET"] not in log
     assert "Traceback" not in log
+
+
+def test_access_log_line_is_structured_and_redacts_what_a_client_wrote(api_server):
+    """gunicorn's access line (common.access_log) under real gunicorn: one JSON object per request, the
+    fields a client writes (query, user agent, request id) redacted, the rest as they were."""
+    user_id = new_user(api_server)
+    pair = post(api_server, "/auth/token", {"userId": user_id, "password": PASSWORD}).json()
+    agent = f"probe/1.0 Bearer {pair['token']}"
+    plain = get(api_server, "/health?page=2", headers={"User-Agent": "probe/1.0", "X-Request-Id": "req-plain-1"})
+    leaky = get(api_server, f"/me?token={pair['refreshToken']}", headers={"User-Agent": agent})
+    short_jwt = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.c2ln"  # JWT-shaped and under the 128 characters an id may have
+    forged = get(api_server, "/health", headers={"X-Request-Id": short_jwt})
+    api_server.stop()
+
+    lines = [json.loads(line) for line in api_server.log().splitlines() if line.startswith("{")]
+    access = [e for e in lines if e.get("logger") == "gunicorn.access"]
+    [first] = [e for e in access if e.get("request_id") == "req-plain-1"]
+    assert first["msg"] == "request" and first["level"] == "INFO" and first["ts"].endswith("Z")
+    assert (first["method"], first["path"], first["status"], first["user_agent"]) == (
+        "GET",
+        "/health?page=2",
+        200,
+        "probe/1.0",
+    )
+    assert first["remote"] == "127.0.0.1" and first["bytes"] == len(plain.content) and first["duration_ms"] >= 0
+    [second] = [e for e in access if e.get("request_id") == leaky.headers["X-Request-Id"]]
+    assert (second["path"], second["status"]) == ("/me?token=[REDACTED]", 401)
+    assert second["user_agent"] == "probe/1.0 Bearer [REDACTED]"
+    # A short JWT is a well-formed request id, so it is kept in the header and redacted in the log.
+    assert forged.headers["X-Request-Id"] == short_jwt
+    assert any(e.get("request_id") == "[REDACTED]" for e in access)
+    for secret in (pair["token"], pair["refreshToken"], short_jwt):
+        assert secret not in api_server.log()
 
 
 def scrape(service):
