@@ -2,10 +2,17 @@
 
 Verification pins the algorithm, requires every claim and the `typ` header, checks issuer and
 audience, and never takes a key or algorithm from the token itself (`kid`, `jwk`, `jku` are ignored).
+
+A client presents the same access token on every request of its lifetime, so the claims of tokens
+that passed verification are kept in a small per-process LRU (`ClaimsCache`): a token seen again is
+accepted only if it is byte for byte one that passed, under the same secret, issuer and audience, and
+only until it expires. A token that failed is never cached, so it is verified in full every time.
+Whether its session is still live is not a property of the token and is checked by the caller.
 """
 
 import time
 import uuid
+from collections import OrderedDict
 
 import jwt
 
@@ -35,8 +42,61 @@ def issue_access_token(config, user_id, session_id, now=None):
     return token, config.access_ttl
 
 
-def verify_access_token(config, token):
-    """Return the claims of a valid access token, or raise `InvalidToken`."""
+class ClaimsCache:
+    """A bounded LRU of {(secret, issuer, audience, token): claims} for tokens that passed verification.
+
+    Not locked: under gevent no greenlet switch can happen inside these few dict operations.
+    """
+
+    def __init__(self, size=4096):
+        self.size = size
+        self._entries = OrderedDict()
+
+    def get(self, key, now):
+        """The cached claims for `key` (a copy, the caller may change it), or None; an expired entry is dropped."""
+        claims = self._entries.get(key)
+        if claims is None:
+            return None
+        if claims["exp"] <= now - LEEWAY:  # PyJWT's rule: expired once exp is `leeway` seconds past
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return dict(claims)
+
+    def put(self, key, claims):
+        """Remember the claims of a token that passed verification; the least recently used go first."""
+        self._entries[key] = dict(claims)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def __len__(self):
+        return len(self._entries)
+
+
+_verified = ClaimsCache()
+
+
+def verify_access_token(config, token, now=None):
+    """Return the claims of a valid access token, or raise `InvalidToken`.
+
+    `now` (epoch seconds, default the clock) is when the token must still be unexpired; PyJWT also
+    checks against the clock when the token is not in the cache.
+    """
+    now = time.time() if now is None else now
+    key = (config.jwt_secret, config.jwt_issuer, config.jwt_audience, token)
+    claims = _verified.get(key, now)
+    if claims is not None:
+        return claims
+    claims = _verify(config, token)
+    if claims["exp"] <= now - LEEWAY:
+        raise InvalidToken("Signature has expired")
+    _verified.put(key, claims)
+    return claims
+
+
+def _verify(config, token):
+    """The full check of a token: header, signature, every claim."""
     try:
         header = jwt.get_unverified_header(token)
         if header.get("alg") != ALGORITHM or str(header.get("typ", "")).lower() not in (
