@@ -3,30 +3,48 @@
 SELECT id FROM sessions
 WHERE id = %(session_id)s AND user_id = %(user_id)s AND revoked_at IS NULL AND expires_at > now();
 
--- name: insert_session
--- Start a refresh-token family with an absolute end.
-INSERT INTO sessions (user_id, expires_at)
-VALUES (%(user_id)s, now() + make_interval(secs => %(max_age)s))
-RETURNING id, expires_at;
+-- name: start_session
+-- Open a session and store the hash of its first refresh token, in one statement (one round trip).
+WITH session AS (
+    INSERT INTO sessions (user_id, expires_at)
+    VALUES (%(user_id)s, now() + make_interval(secs => %(max_age)s))
+    RETURNING id, expires_at
+), first_token AS (
+    INSERT INTO refresh_tokens (session_id, token_hash, expires_at)
+    SELECT id, %(token_hash)s, least(now() + make_interval(secs => %(ttl)s), expires_at) FROM session
+)
+SELECT id FROM session;
 
--- name: insert_refresh_token
--- Store the hash of a new refresh token; it never outlives its session.
-INSERT INTO refresh_tokens (session_id, token_hash, expires_at)
-SELECT id, %(token_hash)s, least(now() + make_interval(secs => %(ttl)s), expires_at)
-FROM sessions WHERE id = %(session_id)s;
-
--- name: lock_refresh_token
--- The presented token and its session, locked so concurrent refreshes of one token serialise.
-SELECT t.id, t.spent_at, t.expires_at <= now() AS token_expired,
-       s.id AS session_id, s.user_id, s.revoked_at IS NOT NULL AS session_revoked,
-       s.expires_at <= now() AS session_expired
-FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
-WHERE t.token_hash = %(token_hash)s
-FOR UPDATE OF t;
-
--- name: spend_refresh_token
--- Mark a refresh token exchanged.
-UPDATE refresh_tokens SET spent_at = now() WHERE id = %(token_id)s AND spent_at IS NULL;
+-- name: rotate_refresh_token
+-- Spend the presented token and store its successor's hash in one statement, and say what happened.
+-- The presented row is locked first, so a concurrent rotation of the same token waits for this one
+-- and then reads it spent (PostgreSQL re-reads a locked row's newest version): at most one succeeds,
+-- and the loser is told `reused`. The spend also requires `spent_at IS NULL` on the row itself.
+-- No row: the token is unknown. outcome: rotated, reused (spent before), or expired (the token or its
+-- session expired, or the session was revoked).
+WITH presented AS (
+    SELECT t.id, t.spent_at, t.expires_at <= now() AS token_expired,
+           s.id AS session_id, s.user_id, s.expires_at AS session_expires_at,
+           s.revoked_at IS NOT NULL OR s.expires_at <= now() AS session_ended
+    FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
+    WHERE t.token_hash = %(token_hash)s
+    FOR UPDATE OF t
+), spent AS (
+    UPDATE refresh_tokens t SET spent_at = now()
+    FROM presented p
+    WHERE t.id = p.id AND t.spent_at IS NULL AND NOT p.token_expired AND NOT p.session_ended
+    RETURNING t.id
+), successor AS (
+    INSERT INTO refresh_tokens (session_id, token_hash, expires_at)
+    SELECT p.session_id, %(successor_hash)s, least(now() + make_interval(secs => %(ttl)s), p.session_expires_at)
+    FROM presented p JOIN spent ON spent.id = p.id
+    RETURNING id
+)
+SELECT session_id, user_id,
+       CASE WHEN EXISTS (SELECT 1 FROM successor) THEN 'rotated'
+            WHEN spent_at IS NOT NULL THEN 'reused'
+            ELSE 'expired' END AS outcome
+FROM presented;
 
 -- name: revoke_session
 -- End one session: its refresh tokens and access tokens stop working.
