@@ -50,13 +50,14 @@ def token():
     body = json_body()
     user_id = _user_id(body)
     if config.auth_allow_passwordless and "password" not in body:
-        user = queries.one(conn, "ensure_passwordless_user", user_id=user_id)
-        if user["password_hash"] is not None:  # demo mode never bypasses a real password
+        pair = sessions.start_passwordless(conn, config, user_id)
+        if pair is None:  # demo mode never bypasses a real password
             raise ApiError(401, "invalid_credentials", "Wrong userId or password.")
     else:
         user = _check_password(conn, config, user_id, _password(body))
+        pair = sessions.start(conn, config, user["id"])
     _issued("password")
-    return sessions.start(conn, config, user["id"])
+    return pair
 
 
 def _check_password(conn, config, user_id, password):

@@ -44,6 +44,23 @@ def start(conn, config, user_id):
     return token_pair(config, user_id, session["id"], refresh_token)
 
 
+def start_passwordless(conn, config, user_id):
+    """Demo mode: the token pair of a new session for `user_id` (its account made if new), or None when
+    that account has a password."""
+    refresh_token = _new_refresh_token()
+    row = queries.one(
+        conn,
+        "start_passwordless_session",
+        user_id=user_id,
+        max_age=config.session_max_age,
+        token_hash=_hash(refresh_token),
+        ttl=config.refresh_ttl,
+    )
+    if row["session_id"] is None:
+        return None
+    return token_pair(config, row["user_id"], row["session_id"], refresh_token)
+
+
 def rotate(conn, config, presented):
     """Exchange a refresh token for a new pair, or raise 401 (`token_reused` revokes the session)."""
     successor = _new_refresh_token()

@@ -15,6 +15,24 @@ WITH session AS (
 )
 SELECT id FROM session;
 
+-- name: start_passwordless_session
+-- Demo mode only (AUTH_ALLOW_PASSWORDLESS): the account for a userId, created without a password if it
+-- is new, and a session with its first refresh token, in one statement. An account that has a
+-- password gets no session (session_id is NULL): demo mode never bypasses a real password.
+WITH account AS (
+    INSERT INTO users (id) VALUES (%(user_id)s)
+    ON CONFLICT (lower(id)) DO UPDATE SET id = users.id
+    RETURNING id, password_hash
+), session AS (
+    INSERT INTO sessions (user_id, expires_at)
+    SELECT id, now() + make_interval(secs => %(max_age)s) FROM account WHERE password_hash IS NULL
+    RETURNING id, expires_at
+), first_token AS (
+    INSERT INTO refresh_tokens (session_id, token_hash, expires_at)
+    SELECT id, %(token_hash)s, least(now() + make_interval(secs => %(ttl)s), expires_at) FROM session
+)
+SELECT account.id AS user_id, session.id AS session_id FROM account LEFT JOIN session ON true;
+
 -- name: rotate_refresh_token
 -- Spend the presented token and store its successor's hash in one statement, and say what happened.
 -- The presented row is locked first, so a concurrent rotation of the same token waits for this one

@@ -8,12 +8,6 @@ RETURNING id;
 -- The account a sign-in names, matched without regard to case.
 SELECT id, password_hash FROM users WHERE lower(id) = lower(%(user_id)s);
 
--- name: ensure_passwordless_user
--- Demo mode only: the account for a userId, created without a password if it is new.
-INSERT INTO users (id) VALUES (%(user_id)s)
-ON CONFLICT (lower(id)) DO UPDATE SET id = users.id
-RETURNING id, password_hash;
-
 -- name: update_password_hash
 -- Store a re-hash made with stronger parameters after a successful sign-in.
 UPDATE users SET password_hash = %(password_hash)s WHERE id = %(user_id)s;

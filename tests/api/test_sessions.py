@@ -108,3 +108,25 @@ def test_sign_in_stores_one_session_and_its_first_token_hash(client, db, pair):
     assert session["user_id"] == "alice" and token["session_id"] == session["id"]
     assert bytes(token["token_hash"]) == digest(pair["refreshToken"])
     assert token["expires_at"] <= session["expires_at"]
+
+
+def test_passwordless_sign_in_makes_the_account_session_and_token_in_one_go(make_client, db):
+    client = make_client(AUTH_ALLOW_PASSWORDLESS="true")
+    first = client.post("/auth/token", json={"userId": "Demo.User"})
+    again = client.post("/auth/token", json={"userId": "demo.user"})  # the same account, in any case
+    assert first.status_code == again.status_code == 200
+    me = client.get("/me", headers={"Authorization": f"Bearer {again.json['token']}"})
+    assert me.status_code == 200 and me.json["userId"] == "Demo.User"
+    assert client.post("/auth/refresh", json={"refreshToken": first.json["refreshToken"]}).status_code == 200
+    assert db.execute("SELECT id, password_hash FROM users").fetchall() == [{"id": "Demo.User", "password_hash": None}]
+    assert db.execute("SELECT count(*) AS n FROM sessions").fetchone()["n"] == 2
+
+
+def test_passwordless_sign_in_of_a_password_account_leaves_no_session(make_client, db):
+    client = make_client(AUTH_ALLOW_PASSWORDLESS="true")
+    assert client.post("/auth/register", json={"userId": "alice", "password": PASSWORD}).status_code == 201
+    refused = client.post("/auth/token", json={"userId": "ALICE"})
+    assert refused.status_code == 401 and refused.json["error"]["code"] == "invalid_credentials"
+    assert db.execute("SELECT count(*) AS n FROM sessions").fetchone()["n"] == 0
+    assert db.execute("SELECT count(*) AS n FROM refresh_tokens").fetchone()["n"] == 0
+    assert db.execute("SELECT password_hash FROM users").fetchone()["password_hash"].startswith("$argon2id$")
