@@ -20,6 +20,9 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
     "X-Frame-Options": "DENY",
 }
+# Added to every response that does not set them itself; responses here carry tokens or per-user
+# data, so no cache may keep them either.
+_DEFAULT_HEADERS = [*SECURITY_HEADERS.items(), ("Cache-Control", "no-store")]
 
 
 def init_app(app):
@@ -27,17 +30,18 @@ def init_app(app):
 
     @app.before_request
     def assign_request_id():
-        inbound = request.headers.get("X-Request-Id", "")
+        # Read from the WSGI environ: werkzeug's `headers.get` raises and catches an error when absent.
+        inbound = request.environ.get("HTTP_X_REQUEST_ID", "")
         g.request_id = inbound if REQUEST_ID_RE.match(inbound) else uuid.uuid4().hex
         g.request_id_token = request_id_var.set(g.request_id)
 
     @app.after_request
     def add_headers(response):
-        response.headers["X-Request-Id"] = g.get("request_id") or uuid.uuid4().hex
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        # Responses here carry tokens or per-user data: no cache may keep them.
-        response.headers.setdefault("Cache-Control", "no-store")
+        headers = response.headers
+        headers["X-Request-Id"] = g.get("request_id") or uuid.uuid4().hex
+        # One pass over the headers the view set, instead of a search per default header.
+        present = {name.lower() for name in headers.keys()}
+        headers.extend([(name, value) for name, value in _DEFAULT_HEADERS if name.lower() not in present])
         return response
 
     @app.teardown_request
