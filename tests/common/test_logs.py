@@ -324,3 +324,17 @@ def test_configure_logging_installs_one_json_handler_on_the_root_logger():
     finally:
         root.setLevel(saved[0])
         root.handlers = saved[1]
+
+
+def test_text_no_pattern_can_match_skips_the_patterns_and_every_pattern_needs_the_precheck():
+    """redact() returns text without any of `"':=`, whitespace or `eyJ` untouched, unscanned. That is
+    only safe while every pattern needs one of them: a new pattern must be added to this list, and to
+    `_MAY_HOLD_SECRET` if it can match text without them."""
+    from common import logs
+
+    needs = ["quote", "colon", "equals", "whitespace", "eyJ"]  # what each of _PATTERNS needs, in order
+    assert len(logs._PATTERNS) == len(needs), "a new redaction pattern: check it against _MAY_HOLD_SECRET"
+    for text in ("/me", "python-requests/2.32.3", "req-abc_123.x", "curl/8.5.0"):
+        assert not logs._MAY_HOLD_SECRET.search(text) and redact(text) == text
+    for text in ('"token"', "Cookie:", "token=", "Bearer\tabc", "xeyJ"):
+        assert logs._MAY_HOLD_SECRET.search(text)
