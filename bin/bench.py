@@ -29,7 +29,7 @@ from tests.sse_clients import SseClients, allow_open_files, proc_status, worker_
 
 PASSWORD = "correct horse battery"
 COMMAND = "bin/bench (make bench)"
-STREAM_COUNTS = (1000, 5000)
+STREAM_COUNTS = (1000, 10_000)  # issue 14 sets targets at these two
 STEP_DELAY_MS = 1000  # one run event a second: each fan-out to every stream is over before the next
 TIMED_EVENTS = 10
 PROXY_REQUESTS = 500  # sequential GET /me each way, for the Preview Manager table
@@ -46,11 +46,15 @@ def percentile(values, fraction):
 
 
 def health_latencies(url, stop, out):
-    """Probe /health back to back until `stop` is set."""
+    """Probe /health back to back until `stop` is set; a probe that fails or times out (10 s) counts
+    with the time it took, so a starved worker shows as a long tail rather than a crash."""
     with requests.Session() as http:
         while not stop.is_set():
             started = time.perf_counter()
-            http.get(f"{url}/health", timeout=10).raise_for_status()
+            try:
+                http.get(f"{url}/health", timeout=10).raise_for_status()
+            except requests.RequestException:
+                pass
             out.append(time.perf_counter() - started)
 
 
@@ -187,25 +191,36 @@ def measure_streams(service, env, count):
         rss_streams = proc_status(worker, "VmRSS")
         threads = proc_status(worker, "Threads")
 
+        # /health probed back to back from another thread while the worker holds every stream.
+        health, stop = [], threading.Event()
+        prober = threading.Thread(target=health_latencies, args=(service.url, stop, health))
+        prober.start()
+
         # Every stream is subscribed now: time only events written from here on.
         first = last_seq(database_url, run_id) + 1
         last = first + TIMED_EVENTS - 1
         timeout = TIMED_EVENTS * STEP_DELAY_MS / 1000 + 30
-        if not clients.pump(lambda: all(s.last_id >= last for s in streams), timeout, check_every=0.2):
-            raise RuntimeError(f"event {last} did not reach every stream within {timeout:.0f}s")
+        # A worker that cannot keep up is a measurement, not a crash: what arrived is timed, and the
+        # row says how much of it did.
+        complete = clients.pump(lambda: all(s.last_id >= last for s in streams), timeout, check_every=0.2)
+        stop.set()
+        prober.join()
         committed = event_times(database_url, run_id, first, last)
         latencies = [
             e["at"] - committed[int(e["id"])]
             for s in streams
             for e in s.events
             if "event" in e and first <= int(e["id"]) <= last
-        ]
+        ] or [float("inf")]  # nothing arrived at all
     return {
         "opened_in": opened_in,
         "rss_empty": rss_empty,
         "rss_streams": rss_streams,
         "threads": threads,
         "latencies": latencies,
+        "health": health,
+        "complete": complete,
+        "expected": count * TIMED_EVENTS,
     }
 
 
@@ -220,7 +235,8 @@ def print_streams_table(server):
     )
     print(
         f"{'streams':>7} | {'open s':>6} | {'RSS empty MB':>12} | {'RSS streams MB':>14} | {'KB/stream':>9} | "
-        f"{'threads':>7} | {'latency p50 ms':>14} | {'p99 ms':>8} | {'max ms':>8} | (event, client) pairs"
+        f"{'threads':>7} | {'latency p50 ms':>14} | {'p99 ms':>8} | {'max ms':>8} | {'/health p99 ms':>14} | "
+        "(event, client) pairs"
     )
     for count in STREAM_COUNTS:
         if not allow_open_files(count + 1000):
@@ -234,7 +250,8 @@ def print_streams_table(server):
         print(
             f"{count:>7} | {m['opened_in']:>6.1f} | {empty_mb:>12.1f} | {streams_mb:>14.1f} | {per_stream:>9.1f} | "
             f"{m['threads']:>7} | {ms(statistics.median(latencies)):>14} | {ms(percentile(latencies, 0.99))} | "
-            f"{ms(max(latencies))} | {len(latencies)}"
+            f"{ms(max(latencies))} | {ms(percentile(m['health'], 0.99)):>14} | {len(latencies)}"
+            + ("" if m["complete"] else f" of {m['expected']}: the rest did not arrive within the window")
         )
     return measured
 
@@ -373,9 +390,13 @@ def target_rows(http, streams):
     for count, m in sorted(streams.items()):
         per_stream = (m["rss_streams"] - m["rss_empty"]) / count
         p50, p99 = 1000 * statistics.median(m["latencies"]), 1000 * percentile(m["latencies"], 0.99)
+        if not m["complete"]:  # events that never arrived are later than any that did
+            p50 = p99 = float("inf")
         if count >= 10_000:
             memory = f"{per_stream:.1f} KB"
             rows.append((f"{count} idle SSE streams, memory each", "<= 12 KB", memory, per_stream <= 12))
+            health = 1000 * percentile(m["health"], 0.99)
+            rows.append((f"/health p99 while {count} streams are held", "< 50 ms", f"{health:.1f} ms", health < 50))
             rows.append((f"fan-out to {count} subscribers, p99", "< 250 ms", f"{p99:.1f} ms", p99 < 250))
         elif count == 1000:
             rows.append((f"fan-out to {count} subscribers, p50", "< 10 ms", f"{p50:.1f} ms", p50 < 10))
