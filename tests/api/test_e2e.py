@@ -2,7 +2,6 @@
 
 import concurrent.futures
 import json
-import re
 import subprocess
 import sys
 import threading
