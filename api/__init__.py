@@ -1,6 +1,8 @@
 """The API service: accounts, sessions and tokens."""
 
-from common import db, metrics, sse
+from pathlib import Path
+
+from common import db, metrics, openapi, sse
 from common.app import create_service_app
 from common.config import Config, load_config
 
@@ -14,6 +16,7 @@ def create_app(config=None):
         config = load_config(config, require=REQUIRED_SETTINGS)
     app = create_service_app("api", config, {"database": db.ping}, untimed_paths=[r"^/events$"])
     db.init_app(app, config)
+    openapi.init_app(app, Path(__file__).with_name("openapi.json"))
     sse.init_app(app, config)
     app.extensions["tokens_issued"] = metrics.counter(
         app, "oneshot_tokens_issued_total", "Token pairs issued, by grant.", ["grant"]

@@ -1,8 +1,10 @@
 """The skeleton every service's `create_app` starts from, and its process lifecycle hooks."""
 
 import logging
+from pathlib import Path
 
 from flask import Blueprint, Flask, current_app, jsonify
+from flask.helpers import get_root_path
 
 from common import cors, errors, http, metrics
 from common.logs import configure_logging
@@ -62,7 +64,10 @@ def worker_started(app, worker):
 def create_service_app(name, config, readiness_checks=None, untimed_paths=(), cors_origins=None):
     """A Flask app with config, JSON logging, errors, request ids, headers, CORS, metrics and health."""
     configure_logging(config.log_level)
-    app = Flask(name)
+    # Only a service that ships a static/ folder (the web page) serves /static/<file>: on a JSON
+    # service that route would answer nothing but 404s, outside its documented contract.
+    static = "static" if (Path(get_root_path(name)) / "static").is_dir() else None
+    app = Flask(name, static_folder=static)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json.sort_keys = False
     app.extensions["config"] = config

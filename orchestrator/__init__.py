@@ -1,6 +1,8 @@
 """The Orchestrator service: agent runs, queued, executed by any instance, and streamed over SSE."""
 
-from common import db, sse
+from pathlib import Path
+
+from common import db, openapi, sse
 from common.app import create_service_app, on_shutdown
 from common.config import Config, load_config
 from orchestrator import metrics
@@ -26,6 +28,7 @@ def create_app(config=None):
         config = load_config(config, require=REQUIRED_SETTINGS)
     app = create_service_app("orchestrator", config, {"database": db.ping}, untimed_paths=UNTIMED_PATHS)
     db.init_app(app, config)
+    openapi.init_app(app, Path(__file__).with_name("openapi.json"))
     sse.init_app(app, config)
     domain = metrics.create(app)
     agent, tools = load_agent(config, domain), load_tools(config.agent_tools, config.agent_approval_tools)

@@ -1,9 +1,11 @@
 """The Preview Manager: a reverse proxy in front of the API that forwards a verified identity."""
 
+from pathlib import Path
+
 import requests
 from requests.adapters import HTTPAdapter
 
-from common import metrics
+from common import metrics, openapi
 from common.app import create_service_app, on_shutdown
 from common.config import Config, load_config
 
@@ -27,6 +29,7 @@ def create_app(config=None):
     app.config["MAX_CONTENT_LENGTH"] = None  # bodies stream through; the API enforces its own limit
     app.url_map.merge_slashes = False  # "//host" must reach the path check, not be quietly merged
     app.extensions["upstream"] = upstream
+    openapi.init_app(app, Path(__file__).with_name("openapi.json"))
     on_shutdown(app, upstream.close)
     app.extensions["proxy_latency"] = metrics.histogram(
         app, "oneshot_proxy_upstream_seconds", "Time until the API's response headers, by status.", ["status"]
