@@ -52,7 +52,7 @@ def token():
     if config.auth_allow_passwordless and "password" not in body:
         pair = sessions.start_passwordless(conn, config, user_id)
         if pair is None:  # demo mode never bypasses a real password
-            raise ApiError(401, "invalid_credentials", "Wrong userId or password.")
+            raise ApiError(401, "invalid_credentials", "Wrong userId or password.", headers=sessions.CHALLENGE)
     else:
         user = _check_password(conn, config, user_id, _password(body))
         pair = sessions.start(conn, config, user["id"])
@@ -66,7 +66,7 @@ def _check_password(conn, config, user_id, password):
     attempt_id = throttle.admit(conn, config, user_key, client_address(config.trusted_proxy_hops))
     user = queries.one(conn, "get_user_for_login", user_id=user_id)
     if not passwords.verify_password(user and user["password_hash"], password):
-        raise ApiError(401, "invalid_credentials", "Wrong userId or password.")
+        raise ApiError(401, "invalid_credentials", "Wrong userId or password.", headers=sessions.CHALLENGE)
     queries.execute(conn, "delete_login_attempt", attempt_id=attempt_id)
     throttle.succeeded(conn, config, user_key)
     if passwords.needs_rehash(user["password_hash"]):

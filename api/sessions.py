@@ -11,9 +11,12 @@ import secrets
 from flask import current_app
 
 from common import queries
-from common.errors import ApiError
+from common.errors import REALM, ApiError
 from common.notify import publish
 from common.tokens import issue_access_token
+
+# Every 401 names its scheme (RFC 9110 §15.5.2), also when what failed was a password or refresh token.
+CHALLENGE = {"WWW-Authenticate": REALM}
 
 
 def _hash(refresh_token):
@@ -79,8 +82,10 @@ def rotate(conn, config, presented):
             queries.execute(conn, "revoke_session", session_id=row["session_id"], reason="refresh_token_reused")
             publish(conn, {"kind": "session", "user": row["user_id"]})
         current_app.extensions["refresh_reuse"].inc()
-        raise ApiError(401, "token_reused", "This refresh token was already used; the session is revoked.")
-    raise ApiError(401, "invalid_refresh_token", "The refresh token is unknown or expired.")
+        raise ApiError(
+            401, "token_reused", "This refresh token was already used; the session is revoked.", headers=CHALLENGE
+        )
+    raise ApiError(401, "invalid_refresh_token", "The refresh token is unknown or expired.", headers=CHALLENGE)
 
 
 def revoke_all(conn, user_id):

@@ -86,3 +86,23 @@ CHECKS = [
     response_schema_conformance,
     error_shape,
 ]
+
+
+def fuzz_settings(max_examples):
+    """Hypothesis settings for fuzzing a live service: bounded, reproducible, no example database on disk."""
+    from hypothesis import HealthCheck, settings
+
+    return settings(
+        max_examples=max_examples,
+        deadline=None,  # a real server under gunicorn: latency is not the property tested
+        derandomize=True,  # the same examples every run, so CI never fails on a draw it cannot repeat
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+    )
+
+
+def start_fuzzed_service(module, env, log_dir):
+    """Start `module` under gunicorn for a whole test module; the caller stops it."""
+    from tests.conftest import Service
+
+    return Service(module, env, log_dir / f"{module}.log").start()
