@@ -14,7 +14,8 @@ bp = Blueprint("events", __name__)
 def events():
     """`ready` first, then a `run` event per status change; `?limit=N` closes after N events."""
     raw = request.args.get("limit")
-    if raw is not None and not (raw.isdigit() and 1 <= int(raw) <= 100_000):
+    # ASCII digits only: str.isdigit() is true of '²', which int() refuses (a 500).
+    if raw is not None and not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 100_000):
         raise invalid_field("limit", "must be a whole number from 1 to 100000")
     limit = int(raw) if raw else None
     return sse.stream_response(g.user_id, user_stream(current_app.extensions, g.claims, limit))

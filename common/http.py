@@ -103,6 +103,8 @@ def string_field(body, name, min_len, max_len, pattern=None, hint=""):
         raise invalid_field(name, f"must be {min_len} to {max_len} characters")
     if not value.isprintable() and any(0xD800 <= ord(c) <= 0xDFFF for c in value):
         raise invalid_field(name, "must be valid Unicode text")  # a lone surrogate from a JSON \u escape
+    if "\x00" in value:  # PostgreSQL text cannot hold NUL: refused here, not a 500 at the INSERT
+        raise invalid_field(name, "must not contain NUL characters")
     if pattern and not pattern.fullmatch(value):
         raise invalid_field(name, hint or "has characters that are not allowed")
     return value

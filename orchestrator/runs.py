@@ -63,7 +63,8 @@ def query_number(name, default, low, high):
     raw = request.args.get(name)
     if raw is None:
         return default
-    return whole_number(int(raw) if raw.isdigit() else None, name, low, high)
+    # ASCII digits only: str.isdigit() is true of '²', which int() refuses (a 500), and of '١'.
+    return whole_number(int(raw) if raw.isascii() and raw.isdigit() else None, name, low, high)
 
 
 @bp.post("")

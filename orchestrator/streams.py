@@ -13,7 +13,7 @@ from orchestrator.runs import own_run
 
 bp = Blueprint("streams", __name__)
 
-EVENT_ID_RE = re.compile(r"\d{1,9}")
+EVENT_ID_RE = re.compile(r"[0-9]{1,9}")  # not \d, which takes any script's digits
 PAGE = 500
 
 

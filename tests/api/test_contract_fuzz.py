@@ -44,4 +44,4 @@ def test_api_workflows_conform(api):
         def validate_response(self, response, case, **kwargs):
             case.validate_response(response, checks=CHECKS)
 
-    Workflow.run(settings=fuzz_settings(max_examples=15))
+    Workflow.run(settings=fuzz_settings(max_examples=10))
