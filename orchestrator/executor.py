@@ -37,6 +37,9 @@ class Executor:
         self.agent, self.tools, self.metrics = agent, tools, metrics
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stopping = threading.Event()
+        # Set at SIGTERM (the broker's SHUTDOWN), before `close` at the worker's exit: a run that ends
+        # during the graceful drain must not claim another, which `close` would then fail.
+        self.draining = False
         self.active = {}  # run id (str) → Execution
         self._lock = threading.Lock()
 
@@ -56,7 +59,7 @@ class Executor:
         """Claim queued runs up to RUN_CONCURRENCY and start executing them."""
         with self._lock:
             room = self.config.run_concurrency - len(self.active)
-            if room <= 0 or self.stopping.is_set():
+            if room <= 0 or self.stopping.is_set() or self.draining:
                 return
             try:
                 claimed = self._claim(room)
@@ -104,6 +107,7 @@ class Executor:
                 except queue.Empty:
                     continue
                 if item == SHUTDOWN:
+                    self.draining = True  # runs not yet claimed stay queued for another instance
                     return
                 if isinstance(item, dict) and item.get("kind") == "cancel":
                     self._stop(item.get("run"), "cancel")

@@ -123,9 +123,15 @@ class Nginx:
         shutil.rmtree(self.prefix, ignore_errors=True)
 
 
+def upstream_servers(ports):
+    """The `server` lines of an upstream: one port (as shipped), or a list of them (instances side by side)."""
+    return "\n    ".join(f"server 127.0.0.1:{port};" for port in ([ports] if isinstance(ports, int) else ports))
+
+
 def site_for_test(text, port, upstreams, logs):
-    """The site file with the test's ports and log folder: upstreams maps 4000/4001/4002/3000 to ports."""
-    replacements = [(f"server 127.0.0.1:{fixed};", f"server 127.0.0.1:{port_};") for fixed, port_ in upstreams.items()]
+    """The site file with the test's ports and log folder: upstreams maps 4000/4001/4002/3000 to a port,
+    or to a list of ports for an upstream of several servers."""
+    replacements = [(f"server 127.0.0.1:{fixed};", upstream_servers(ports)) for fixed, ports in upstreams.items()]
     replacements += [
         ("listen 80 default_server;", f"listen 127.0.0.1:{port} default_server;"),
         (

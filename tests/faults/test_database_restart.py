@@ -24,10 +24,10 @@ CLIENTS = 50
 RUNS = 10
 STREAMS_PER_RUN = 2
 STEP_MS = 300
-STEPS = 18  # 6 + 3 × 18 = 60 events 300 ms apart: some 18 s, spanning the restart
+STEPS = 15  # 6 + 3 × 15 = 51 events 300 ms apart: some 15 s, spanning the restart
 RESTART_AFTER = 8  # seconds of load before the server stops
 OUTAGE = 2  # seconds it stays down (a fast shutdown and a start take about a second more)
-LOAD_SECONDS = 24
+LOAD_SECONDS = 20
 PASSWORD = "load-test password"
 
 

@@ -85,8 +85,8 @@ def error_code(response):
 class ApiClient(threading.Thread):
     """Signs in, then rotates a refresh chain of `chain` links, calling /me with each new access token.
 
-    A refresh answered 503 is retried with the same refresh token: the token was not spent, so the
-    retry must succeed (`refresh_retried_ok` counts those, `refresh_retry_refused` any that did not).
+    A refresh answered 503 (or 502 by a proxy) is retried with the same refresh token: the token was
+    not spent, so the retry must succeed (`refresh_retried_ok` counts those, `refresh_retry_refused` any that did not).
     """
 
     def __init__(self, api_url, user_id, password, tally, stop, deadline, chain=25, think=0.02):
@@ -109,13 +109,13 @@ class ApiClient(threading.Thread):
         return self.tally.record(outcome), response
 
     def _until_answered(self, what, method, path, **kwargs):
-        """The request, repeated while it gets a 503 or no answer at all (an outage); (outcome, response,
-        attempts)."""
+        """The request, repeated while it gets a 503 (database away), a 502 (instance away) or no answer
+        at all; (outcome, response, attempts)."""
         attempts = 0
         while True:
             attempts += 1
             outcome, response = self._call(what, method, path, **kwargs)
-            retry = response is None or response.status_code == 503
+            retry = response is None or response.status_code in (502, 503)
             if not retry or time.monotonic() >= self.deadline:
                 return outcome, response, attempts
             time.sleep(RETRY_DELAY)
@@ -128,7 +128,7 @@ class ApiClient(threading.Thread):
     def _refresh(self, pair):
         body = {"refreshToken": pair["refreshToken"]}
         outcome, response, attempts = self._until_answered("refresh", "POST", "/auth/refresh", json=body)
-        if attempts > 1 and response is not None and response.status_code != 503:
+        if attempts > 1 and response is not None and response.status_code not in (502, 503):
             if outcome.ok:
                 self.refresh_retried_ok += 1
             else:
