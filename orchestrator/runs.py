@@ -67,6 +67,19 @@ def query_number(name, default, low, high):
     return whole_number(int(raw) if raw.isascii() and raw.isdigit() else None, name, low, high)
 
 
+def page_of(list_query, cursor_query, serializer):
+    """A page of the caller's rows (`?limit=` 1-100, `?before=` a previous page's cursor) and the next cursor."""
+    limit = query_number("limit", DEFAULT_PAGE, 1, 100)
+    before = request.args.get("before")
+    if before is not None:
+        before = parse_run_id(before)
+        if not before or not queries.one(get_db(), cursor_query, id=before, user_id=g.user_id):
+            raise invalid_field("before", "is not a cursor from this list")
+    rows = queries.rows(get_db(), list_query, user_id=g.user_id, before=before, limit=limit + 1)
+    items = [serializer(row) for row in rows[:limit]]
+    return items, items[-1]["id"] if len(rows) > limit else None
+
+
 @bp.post("")
 @require_auth
 def create_run():
@@ -104,15 +117,8 @@ def create_run():
 @require_auth
 def list_runs():
     """The caller's runs, newest first: `?limit=` (1-100) and `?before=<cursor>` from a previous `next`."""
-    limit = query_number("limit", DEFAULT_PAGE, 1, 100)
-    before = request.args.get("before")
-    if before is not None:
-        before = parse_run_id(before)
-        if not before or not queries.one(get_db(), "run_exists_for_user", run_id=before, user_id=g.user_id):
-            raise invalid_field("before", "is not a cursor from this list")
-    runs = queries.rows(get_db(), "list_runs", user_id=g.user_id, before=before, limit=limit + 1)
-    page = [serialize(r) for r in runs[:limit]]
-    return {"runs": page, "next": page[-1]["id"] if len(runs) > limit else None}
+    runs, cursor = page_of("list_runs", "run_exists_for_user", serialize)
+    return {"runs": runs, "next": cursor}
 
 
 @bp.get("/<run_id>")

@@ -1,13 +1,13 @@
 """Threads: conversations, each an ordered list of one user's runs. Create, list, read, delete."""
 
-from flask import Blueprint, g, request
+from flask import Blueprint, g
 
 from common import queries
 from common.auth import require_auth
 from common.db import get_db
-from common.errors import ApiError, invalid_field
+from common.errors import ApiError
 from common.http import json_body, string_field
-from orchestrator.runs import DEFAULT_PAGE, parse_run_id, query_number, serialize
+from orchestrator.runs import page_of, parse_run_id, serialize
 
 bp = Blueprint("threads", __name__, url_prefix="/threads")
 
@@ -46,15 +46,8 @@ def create_thread():
 @require_auth
 def list_threads():
     """The caller's threads, newest activity first: `?limit=` (1-100) and `?before=<cursor>`."""
-    limit = query_number("limit", DEFAULT_PAGE, 1, 100)
-    before = request.args.get("before")
-    if before is not None:
-        before = parse_run_id(before)
-        if not before or not queries.one(get_db(), "thread_exists_for_user", thread_id=before, user_id=g.user_id):
-            raise invalid_field("before", "is not a cursor from this list")
-    threads = queries.rows(get_db(), "list_threads", user_id=g.user_id, before=before, limit=limit + 1)
-    page = [serialize_thread(t) for t in threads[:limit]]
-    return {"threads": page, "next": page[-1]["id"] if len(threads) > limit else None}
+    threads, cursor = page_of("list_threads", "thread_exists_for_user", serialize_thread)
+    return {"threads": threads, "next": cursor}
 
 
 @bp.get("/<thread_id>")

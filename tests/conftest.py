@@ -320,6 +320,16 @@ def create_run(service, user, steps=3, prompt="Compare three databases"):
 
 
 @pytest.fixture
+def model():
+    """A Chat Completions server on loopback for AGENT_BASE_URL, scripted by the test (tests/support/fake_model.py)."""
+    from tests.support.fake_model import FakeModel
+
+    fake = FakeModel()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
 def orchestrator_env(env):
     """Settings for an orchestrator under test: short steps and a short lease, so runs finish fast."""
     return {**env, "RUN_STEP_DELAY_MS": "20", "RUN_LEASE_SECONDS": "2"}

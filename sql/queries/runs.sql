@@ -21,7 +21,7 @@ LIMIT %(limit)s;
 
 -- name: run_exists_for_user
 -- Whether a pagination cursor names one of the user's runs.
-SELECT 1 AS found FROM runs WHERE id = %(run_id)s AND user_id = %(user_id)s;
+SELECT 1 AS found FROM runs WHERE id = %(id)s AND user_id = %(user_id)s;
 
 -- name: request_cancel
 -- Ask an unfinished run to stop at its next step (kept in the row, so no notification is needed).

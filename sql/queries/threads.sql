@@ -24,7 +24,7 @@ LIMIT %(limit)s;
 
 -- name: thread_exists_for_user
 -- Whether a pagination cursor names one of the user's threads.
-SELECT 1 AS found FROM threads WHERE id = %(thread_id)s AND user_id = %(user_id)s;
+SELECT 1 AS found FROM threads WHERE id = %(id)s AND user_id = %(user_id)s;
 
 -- name: touch_thread
 -- A run was added: the thread's activity is now, and a thread without a title takes the prompt's start.

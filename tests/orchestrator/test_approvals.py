@@ -12,14 +12,7 @@ from tests.orchestrator.test_agent_openai import kinds, stored, stream
 from tests.orchestrator.test_liveness import kill_instance
 from tests.support import fake_model
 from tests.support.accounts import sign_up
-from tests.support.fake_model import FakeModel, answer, call_tools
-
-
-@pytest.fixture
-def model():
-    fake = FakeModel()
-    yield fake
-    fake.close()
+from tests.support.fake_model import answer, call_tools
 
 
 @pytest.fixture

@@ -15,14 +15,7 @@ from tests.orchestrator.test_liveness import executing_instance, kill_instance
 from tests.sse_clients import worker_pids
 from tests.support import fake_model
 from tests.support.accounts import sign_up
-from tests.support.fake_model import FakeModel, slow
-
-
-@pytest.fixture
-def model():
-    fake = FakeModel()
-    yield fake
-    fake.close()
+from tests.support.fake_model import slow
 
 
 @pytest.fixture

@@ -5,21 +5,13 @@ import concurrent.futures
 import json
 import uuid
 
-import pytest
 import requests
 
 from tests.conftest import service_env, wait_for
 from tests.orchestrator.test_agent_openai import kinds, stream
 from tests.support import fake_model
 from tests.support.accounts import sign_up
-from tests.support.fake_model import FakeModel, answer, call_tools
-
-
-@pytest.fixture
-def model():
-    fake = FakeModel()
-    yield fake
-    fake.close()
+from tests.support.fake_model import answer, call_tools
 
 
 def new_thread(service, user, **body):

@@ -7,15 +7,8 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.support import fake_model
-from tests.support.fake_model import FakeModel, call_tools, error, slow
+from tests.support.fake_model import call_tools, error, slow
 from tests.web.conftest import register, screenshot, shown_events, start_run, stored_events, wait_for_status
-
-
-@pytest.fixture
-def model():
-    fake = FakeModel()
-    yield fake
-    fake.close()
 
 
 @pytest.fixture
