@@ -112,7 +112,9 @@ class Execution:
 
     def _consume(self):
         flush_after = self.config.agent_flush_ms / 1000
-        pending, answer, final_seen, flushed_at = [], [], False, 0.0
+        pending, final_seen, flushed_at = [], False, 0.0
+        # The answer so far: a run resumed after a wait said part of it before.
+        answer = [data["delta"] for event_type, data in self.run.transcript if event_type == "message"]
         while True:
             if self.stopped_for == "shutdown":
                 return  # the executor fails this process's runs itself

@@ -53,7 +53,8 @@ def run_row(db, run_id):
 
 
 def script_email(model, prompt, done="Sent it."):
-    model.script(prompt, call_tools(("mail_1", "record", json.dumps({"line": "email to ada"}))), answer(done))
+    first = call_tools(("mail_1", "record", json.dumps({"line": "email to ada"})), text="Drafting it. ")
+    model.script(prompt, first, answer(done))
 
 
 def wait_until_waiting(db, run_id):
@@ -72,6 +73,7 @@ def test_an_approval_tool_waits_holding_nothing_and_an_answer_from_another_insta
     waiting = wait_until_waiting(db, run_id)
 
     assert kinds(stored(approval_env["DATABASE_URL"], run_id))[-2:] == ["tool_call", "input_required"]
+    assert "message" in kinds(stored(approval_env["DATABASE_URL"], run_id))
     request = stored(approval_env["DATABASE_URL"], run_id)[-1][2]
     assert request == {"id": "mail_1", "tool": "record", "input": {"line": "email to ada"}}
     assert (waiting["lease_owner"], waiting["lease_expires_at"]) == (None, None)  # no lease
@@ -91,6 +93,7 @@ def test_an_approval_tool_waits_holding_nothing_and_an_answer_from_another_insta
     events = stream(b, user, run_id)
 
     assert kinds(events)[-2:] == ["final", "completed"]
+    assert events[-2][2] == {"text": "Drafting it. Sent it."}  # the answer from before the wait too
     assert tool_log.read_text() == f"{run_id} email to ada\n"  # it ran, once
     after = kinds(events)[kinds(events).index("input_required") :]
     assert after[:4] == ["input_required", "input", "running", "tool_result"]
