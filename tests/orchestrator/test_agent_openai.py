@@ -399,3 +399,27 @@ def test_search_runs_finds_the_callers_own_earlier_runs_only(orchestrator, model
 
     found = next(data for _, kind, data in events if kind == "tool_result")["output"]
     assert [(r["prompt"], r["status"], r["answer"]) for r in found] == [(earlier, "completed", "Launch on Tuesday.")]
+
+
+def test_an_event_is_the_same_bytes_live_and_replayed(orchestrator, model, user):
+    """`failed {"status","reason","message"}` is an event whose keys jsonb would reorder."""
+    prompt = prompt_for("Stall, then fail live")
+    model.script(prompt, stall_after("Part of an answer"))
+    run_id = start(orchestrator, user, prompt)
+
+    def raw_events():
+        url = f"{orchestrator.url}/runs/{run_id}/events"
+        with requests.get(url, headers=user["headers"], stream=True, timeout=(5, 30)) as response:
+            lines = []
+            for line in response.iter_lines(decode_unicode=True):
+                if line.startswith(("id:", "event:", "data:")):
+                    lines.append(line)
+                if line.startswith("data:") and lines[-2] == "event: failed":
+                    return lines
+
+    live = raw_events()  # opened while the model stalls: `failed` arrives live, two seconds later
+    replayed = raw_events()
+
+    assert live[-2:] == replayed[-2:] and live[-2] == "event: failed"
+    assert live[-1].startswith('data: {"status":"failed","reason":"model_timeout","message":')
+    assert live == replayed
