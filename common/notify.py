@@ -2,9 +2,9 @@
 
 `publish` sends a small JSON message on the `oneshot` channel inside the caller's transaction (it is
 delivered at commit). Each worker runs one `Broker`: a single LISTEN connection (never a pooled
-one) whose messages are copied into the queues of the streams subscribed to their keys. A stream
-therefore costs a queue and a greenlet, not a connection. Notifications are wake-up calls, never
-the record: after a reconnect, or when a queue overflows, subscribers get RESYNC and re-read the
+one) whose messages are copied into the inboxes of the streams subscribed to their keys. A stream
+therefore costs an inbox and a greenlet, not a connection. Notifications are wake-up calls, never
+the record: after a reconnect, or when an inbox overflows, subscribers get RESYNC and re-read the
 tables.
 """
 
@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 
 import psycopg
 
@@ -51,15 +51,40 @@ def keys_of(message):
 
 
 class Inbox:
-    """One subscriber: its keys and its queue of messages and markers."""
+    """One subscriber: its keys, and the messages and markers waiting for it (at most QUEUE_SIZE).
+
+    A deque and one Event, not a queue.Queue (a lock and three conditions, each with its own waiters,
+    per subscriber): one consumer (the stream) and few producers (the broker), and a deque's append
+    and popleft are atomic, so the Event is the only thing to wait on. Under gevent it is a greenlet
+    Event, without a lock.
+    """
+
+    __slots__ = ("keys", "_items", "_ready")
 
     def __init__(self, keys):
         self.keys = keys
-        self.queue = queue.Queue(QUEUE_SIZE)
+        self._items = deque()
+        self._ready = threading.Event()
+
+    def put(self, item):
+        """Queue `item`; a stream too slow to keep up has its backlog dropped for one RESYNC instead."""
+        if len(self._items) >= QUEUE_SIZE:
+            self._items.clear()
+            item = RESYNC
+        self._items.append(item)
+        self._ready.set()
 
     def get(self, timeout):
         """The next message or marker; raises queue.Empty after `timeout` seconds."""
-        return self.queue.get(timeout=timeout)
+        if not self._items:
+            self._ready.clear()
+            # Checked again after the clear, so an item put in between is not slept through.
+            if not self._items and not self._ready.wait(timeout):
+                raise queue.Empty
+        try:
+            return self._items.popleft()
+        except IndexError:  # an overflow emptied it meanwhile; its RESYNC is on the way
+            raise queue.Empty from None
 
 
 class Broker:
@@ -84,7 +109,7 @@ class Broker:
             for key in keys:
                 self._subscribers[key].add(inbox)
         if self.stopping.is_set():
-            inbox.queue.put_nowait(SHUTDOWN)
+            inbox.put(SHUTDOWN)
         return inbox
 
     def unsubscribe(self, inbox):
@@ -95,21 +120,12 @@ class Broker:
                 if not self._subscribers[key]:
                     del self._subscribers[key]
 
-    def _deliver(self, inbox, item):
-        try:
-            inbox.queue.put_nowait(item)
-        except queue.Full:
-            # A stream too slow to keep up: drop what is queued and have it re-read the store.
-            while not inbox.queue.empty():
-                inbox.queue.get_nowait()
-            inbox.queue.put_nowait(RESYNC)
-
     def dispatch(self, message):
         """Hand `message` to the subscribers of its keys."""
         with self._lock:
             targets = set().union(*(self._subscribers.get(k, ()) for k in keys_of(message)))
         for inbox in targets:
-            self._deliver(inbox, message)
+            inbox.put(message)
 
     def _on_payload(self, payload):
         try:
@@ -125,7 +141,7 @@ class Broker:
         with self._lock:
             targets = set().union(*self._subscribers.values()) if self._subscribers else set()
         for inbox in targets:
-            self._deliver(inbox, marker)
+            inbox.put(marker)
 
     def _run(self):
         while not self.stopping.is_set():
