@@ -220,7 +220,10 @@ def test_a_database_restart_costs_503s_meanwhile_and_nothing_after(api_server, p
     user_id = new_user(api_server)
     pg_cluster.stop()
     try:
-        down = post(api_server, "/auth/token", {"userId": user_id, "password": PASSWORD})
+        # The pool waits up to its timeout (10 s) for a live connection, riding out a quick restart;
+        # with the server still down, the answer is then a 503.
+        body = {"userId": user_id, "password": PASSWORD}
+        down = requests.post(f"{api_server.url}/auth/token", json=body, timeout=30)
         assert down.status_code == 503 and down.json()["error"]["code"] == "database_unavailable"
         assert get(api_server, "/ready").status_code == 503
         assert get(api_server, "/health").status_code == 200
