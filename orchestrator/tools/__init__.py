@@ -106,9 +106,6 @@ class Toolbox:
         self.tools = {t.name: t for t in tools}
         self.approval = frozenset(approval) | {t.name for t in tools if t.needs_approval}
 
-    def __contains__(self, name):
-        return name in self.tools
-
     def needs_approval(self, name):
         """Whether a call of `name` waits for a person's yes (AGENT_APPROVAL_TOOLS, or the tool says so)."""
         return name in self.approval and name in self.tools
