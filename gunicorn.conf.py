@@ -122,14 +122,14 @@ def on_exit(server):
 
 def post_worker_init(worker):
     """Let the app watch this worker (streams close as soon as SIGTERM clears `worker.alive`)."""
-    from common.app import worker_started
+    from common.lifecycle import worker_started
 
     worker_started(worker.wsgi, worker)
 
 
 def worker_exit(server, worker):
     """Close what the worker's app opened: streams, runs in flight, the database pool."""
-    from common.app import shutdown
+    from common.lifecycle import shutdown
 
     app = getattr(worker, "wsgi", None)
     if app is not None and hasattr(app, "extensions"):

@@ -3,8 +3,8 @@
 from pathlib import Path
 
 from common import db, metrics, openapi, sse
-from common.app import create_service_app
 from common.config import Config, load_config
+from common.service import create_service_app
 
 # Settings without which the API must not start (checked before gunicorn binds, see gunicorn.conf.py).
 REQUIRED_SETTINGS = ("DATABASE_URL", "JWT_SECRET")
@@ -25,9 +25,9 @@ def create_app(config=None):
         app, "oneshot_refresh_reuse_detected_total", "Spent refresh tokens presented again (session revoked)."
     )
 
-    from api import auth, events, me
+    from api import accounts, me, streams
 
-    app.register_blueprint(auth.bp)
+    app.register_blueprint(accounts.bp)
     app.register_blueprint(me.bp)
-    app.register_blueprint(events.bp)
+    app.register_blueprint(streams.bp)
     return app

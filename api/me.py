@@ -2,7 +2,7 @@
 
 from flask import Blueprint, g, request
 
-from common.auth import require_auth
+from common.bearer import require_auth
 from common.errors import ApiError
 
 bp = Blueprint("me", __name__)

@@ -15,7 +15,7 @@ from flask import current_app, g
 from psycopg.rows import dict_row
 
 from common import queries
-from common.app import on_shutdown
+from common.lifecycle import on_shutdown
 
 CONNECT_TIMEOUT = 10  # seconds to wait at start-up before a wrong DATABASE_URL fails the boot
 

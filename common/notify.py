@@ -18,7 +18,7 @@ from collections import defaultdict, deque
 import psycopg
 
 from common import queries
-from common.app import on_shutdown, on_worker_start
+from common.lifecycle import on_shutdown, on_worker_start
 
 log = logging.getLogger(__name__)
 

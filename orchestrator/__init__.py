@@ -3,8 +3,9 @@
 from pathlib import Path
 
 from common import db, openapi, sse
-from common.app import create_service_app, on_shutdown
 from common.config import Config, load_config
+from common.lifecycle import on_shutdown
+from common.service import create_service_app
 from orchestrator import metrics
 from orchestrator.agents import load_agent
 from orchestrator.executor import Executor

@@ -3,7 +3,7 @@
 from flask import Blueprint, current_app, g
 
 from common import queries
-from common.auth import require_auth
+from common.bearer import require_auth
 from common.db import get_db
 from common.errors import ApiError, invalid_field
 from common.http import json_body, string_field

@@ -6,7 +6,7 @@ import psycopg
 from flask import Blueprint, current_app, g, request
 
 from common import queries
-from common.auth import require_auth
+from common.bearer import require_auth
 from common.db import get_db
 from common.errors import ApiError, invalid_field
 from common.http import json_body, string_field

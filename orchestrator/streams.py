@@ -6,7 +6,7 @@ import psycopg
 from flask import Blueprint, current_app, g, request
 
 from common import queries, sse
-from common.auth import require_auth, session_is_live
+from common.bearer import require_auth, session_is_live
 from common.errors import ApiError
 from orchestrator.executor import TERMINAL
 from orchestrator.runs import own_run

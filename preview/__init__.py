@@ -6,8 +6,9 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from common import metrics, openapi
-from common.app import create_service_app, on_shutdown
 from common.config import Config, load_config
+from common.lifecycle import on_shutdown
+from common.service import create_service_app
 
 # Settings without which the Preview Manager must not start (checked before gunicorn binds).
 REQUIRED_SETTINGS = ("JWT_SECRET", "API_URL")

@@ -14,7 +14,7 @@ import requests
 import urllib3
 from flask import Blueprint, Response, current_app, g, request
 
-from common.auth import bearer_token
+from common.bearer import bearer_token
 from common.errors import ApiError, unauthorized
 from common.tokens import InvalidToken, verify_access_token
 

@@ -163,7 +163,7 @@ def env(database_url):
 def app(env):
     """The API app on the test's own database (in-process, for tests of one request at a time)."""
     from api import create_app
-    from common.app import shutdown
+    from common.lifecycle import shutdown
 
     app = create_app(env)
     yield app
@@ -180,7 +180,7 @@ def client(app):
 def make_client(database_url):
     """Build an API app with settings overridden (`make_client(LOGIN_MAX_FAILURES=3)`) and return its client."""
     from api import create_app
-    from common.app import shutdown
+    from common.lifecycle import shutdown
 
     apps = []
 
@@ -338,7 +338,7 @@ def orchestrator_env(env):
 @pytest.fixture
 def orchestrator_client(orchestrator_env):
     """A test client of the Orchestrator app in-process (its runs execute on real threads)."""
-    from common.app import shutdown
+    from common.lifecycle import shutdown
     from orchestrator import create_app
 
     app = create_app(orchestrator_env)

@@ -1,7 +1,7 @@
 """The Web UI: one page and its static files. The browser then talks to the API and the Orchestrator."""
 
-from common.app import create_service_app
 from common.config import Config, load_config
+from common.service import create_service_app
 
 # Settings without which the Web UI must not start (checked before gunicorn binds).
 REQUIRED_SETTINGS = ("PUBLIC_API_URL", "PUBLIC_ORCHESTRATOR_URL")

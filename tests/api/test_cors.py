@@ -196,7 +196,7 @@ def test_single_listed_origin_is_still_echoed_exactly(single_origin_client):
 
 @pytest.mark.parametrize("origins", ["http://localhost:3000", "http://localhost:3000,http://web.test:3000"])
 def test_orchestrator_responses_vary_by_origin(orchestrator_env, origins):
-    from common.app import shutdown
+    from common.lifecycle import shutdown
     from orchestrator import create_app
 
     app = create_app({**orchestrator_env, "CORS_ORIGINS": origins})

@@ -2,7 +2,7 @@
 
 Every forgery starts from the claims of a genuine token (a real user, a real live session) and
 changes exactly one thing, so each case fails if the one check it targets were removed from
-common/tokens.py or common/auth.py. A re-signed copy of the genuine claims is accepted, which shows
+common/tokens.py or common/bearer.py. A re-signed copy of the genuine claims is accepted, which shows
 the forging helpers themselves produce otherwise valid tokens.
 """
 

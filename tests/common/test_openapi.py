@@ -5,7 +5,7 @@ import pytest
 from openapi_spec_validator import validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
-from common.app import shutdown
+from common.lifecycle import shutdown
 from tests.conftest import service_env
 from tests.support.contract import SERVICES, documented_operations, load_document, routed_operations
 

@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 
 from common import db
-from common.app import shutdown
+from common.lifecycle import shutdown
 from tests.conftest import wait_for
 
 POOL_SIZE = 5

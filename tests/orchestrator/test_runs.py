@@ -56,7 +56,7 @@ def assert_error(response, status, code, field=None):
 @pytest.fixture
 def slow_client(orchestrator_env):
     """A test client of an Orchestrator whose steps take long enough to cancel a run mid-way."""
-    from common.app import shutdown
+    from common.lifecycle import shutdown
     from orchestrator import create_app
 
     app = create_app({**orchestrator_env, "RUN_STEP_DELAY_MS": str(SLOW_STEP_MS)})

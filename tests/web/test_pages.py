@@ -19,8 +19,8 @@ from html.parser import HTMLParser
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from common.app import shutdown
 from common.config import ConfigError
+from common.lifecycle import shutdown
 from tests.conftest import ROOT
 from web import create_app
 from web.export import SECURITY_HEADERS, export

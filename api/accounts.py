@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, g
 
 from api import passwords, sessions, throttle
 from common import queries
-from common.auth import require_auth
+from common.bearer import require_auth
 from common.db import get_db
 from common.errors import ApiError
 from common.http import client_address, json_body, string_field

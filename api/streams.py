@@ -3,7 +3,7 @@
 from flask import Blueprint, current_app, g, request
 
 from common import sse
-from common.auth import require_auth, session_is_live
+from common.bearer import require_auth, session_is_live
 from common.errors import invalid_field
 
 bp = Blueprint("events", __name__)
