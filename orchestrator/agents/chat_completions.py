@@ -19,27 +19,12 @@ import urllib3
 
 from orchestrator.agents import AgentError
 from orchestrator.agents.chat_messages import finish, gather, rebuild, sse_data, tool_message
+from orchestrator.agents.model_server import BACKOFF, RETRIES, Retry, post_chat, said
 
 log = logging.getLogger(__name__)
 
-RETRIES = 3  # further attempts after a 429, a 5xx or a refused connection
-BACKOFF = 0.5  # seconds before the first retry, doubled each time (when no Retry-After says otherwise)
-MAX_RETRY_AFTER = 30
 # Whatever we were reading when the connection failed or was closed under us (a cancel).
 STREAM_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError)
-
-
-class _Retry(Exception):
-    """A model call worth trying again: `reason` if it never succeeds, `delay` before the next try."""
-
-    def __init__(self, message, delay=None):
-        super().__init__(message)
-        self.message, self.delay = message, delay
-
-
-def _retry_after(response):
-    raw = response.headers.get("Retry-After", "").strip()
-    return min(int(raw), MAX_RETRY_AFTER) if raw.isdigit() else None
 
 
 class ChatCompletionsAgent:
@@ -90,10 +75,10 @@ class ChatCompletionsAgent:
         for attempt in range(RETRIES + 1):
             started = time.monotonic()
             try:
-                response = self._post(body)
+                response = post_chat(self.http, self.url, self.key, body, self.timeout)
                 with run.closing(response.raw):
                     return (yield from self._stream(run, response, started))
-            except _Retry as e:
+            except Retry as e:
                 if attempt == RETRIES:
                     self._count("unavailable")
                     raise AgentError("model_unavailable", f"{e.message}; gave up after {RETRIES + 1} tries.") from None
@@ -105,45 +90,6 @@ class ChatCompletionsAgent:
                 self._count({"model_auth": "auth", "model_timeout": "timeout"}.get(e.reason, "error"))
                 raise
         return None
-
-    def _post(self, body):
-        headers = {"Accept": "text/event-stream", "Accept-Encoding": "identity"}
-        if self.key:
-            headers["Authorization"] = f"Bearer {self.key}"
-        try:
-            response = self.http.post(
-                self.url, json=body, headers=headers, stream=True, timeout=(min(10, self.timeout), self.timeout)
-            )
-        except requests.ConnectTimeout:
-            raise _Retry("The model server could not be reached in time") from None
-        except requests.Timeout:
-            raise AgentError("model_timeout", f"The model sent nothing for {self.timeout} s (AGENT_TIMEOUT).") from None
-        except requests.ConnectionError:
-            raise _Retry("The model server could not be reached") from None
-        if response.status_code == 200:
-            return response
-        status = response.status_code
-        detail = self._detail(response)
-        response.close()
-        if status in (401, 403):
-            raise AgentError(
-                "model_auth", f"The model server refused the credentials (HTTP {status}): check AGENT_API_KEY."
-            )
-        if status == 429 or status >= 500:
-            raise _Retry(f"The model server answered HTTP {status}", _retry_after(response))
-        raise AgentError("model_error", f"The model server answered HTTP {status}{detail}")
-
-    def _detail(self, response):
-        """`: <the server's own error message>`, short and without the key, or nothing."""
-        try:
-            error = response.json().get("error")
-            message = error.get("message") if isinstance(error, dict) else error
-        except (ValueError, AttributeError):
-            return ""
-        if not isinstance(message, str) or not message.strip():
-            return ""
-        message = " ".join(message.split())[:300]
-        return f": {message.replace(self.key, '[REDACTED]') if self.key else message}"
 
     def _stream(self, run, response, started):
         """Read one streamed answer, yielding its deltas and usage; return its tool calls (or None)."""
@@ -172,7 +118,7 @@ class ChatCompletionsAgent:
                     "model_timeout", f"The model stopped sending for {self.timeout} s (AGENT_TIMEOUT)."
                 ) from None
             if not text and not calls:
-                raise _Retry("The model's connection broke") from None
+                raise Retry("The model's connection broke") from None
             raise AgentError("model_unavailable", "The model's connection broke mid-answer.") from None
         self._observe(started, first, usage)
         if usage:
@@ -180,20 +126,17 @@ class ChatCompletionsAgent:
         return finish(calls, "".join(text))
 
     def _parse(self, data):
+        """One chunk of the stream as a dict; a chunk that is not one, or that reports an error, fails the run."""
         try:
             chunk = json.loads(data)
         except ValueError:
-            raise AgentError("model_error", "The model's stream is not Chat Completions JSON.") from None
+            chunk = None
         if not isinstance(chunk, dict):
             raise AgentError("model_error", "The model's stream is not Chat Completions JSON.")
         if chunk.get("error"):
             error = chunk["error"]
-            message = error.get("message") if isinstance(error, dict) else str(error)
-            message = " ".join(str(message).split())[:300]
-            raise AgentError(
-                "model_error",
-                f"The model reported an error: {message.replace(self.key, '[REDACTED]') if self.key else message}",
-            )
+            message = error.get("message") if isinstance(error, dict) else error
+            raise AgentError("model_error", f"The model reported an error: {said(message, self.key)}")
         return chunk
 
     def _count(self, outcome):
