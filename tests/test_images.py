@@ -85,7 +85,7 @@ def test_each_service_builds_from_its_own_dockerfile_and_waits_for_what_it_needs
     assert spec["env_file"] == ".env"
     assert spec["ports"] == [f"127.0.0.1:{SERVICES[service]}:{SERVICES[service]}"]
     assert spec["environment"]["PORT"] == str(SERVICES[service])
-    assert spec["healthcheck"]["test"] == ["CMD", "python", "-m", "common.healthcheck"]
+    assert spec["healthcheck"]["test"] == ["CMD", "python", "-m", "common.probe"]
     assert spec["depends_on"] and all(d["condition"] == "service_healthy" for d in spec["depends_on"].values())
     # Compose's default 10 s would SIGKILL gunicorn while it still closes streams (graceful_timeout 25 s).
     assert int(spec["stop_grace_period"].rstrip("s")) > 25
@@ -116,7 +116,7 @@ def test_dockerfile_is_pinned_non_root_health_checked_and_runs_the_common_comman
     final = dict(final_stage(service))  # the last of each keyword wins, as in Docker
     assert final["USER"].split(":")[0].isdigit() and not final["USER"].startswith("0")
     assert json.loads(final["CMD"]) == gunicorn_command(service)
-    assert final["HEALTHCHECK"].endswith('CMD ["python", "-m", "common.healthcheck"]')
+    assert final["HEALTHCHECK"].endswith('CMD ["python", "-m", "common.probe"]')
     assert f"PORT={SERVICES[service]}" in final["ENV"]
     # Dependencies come from the pinned file in a layer of their own, before any code is copied.
     text = (ROOT / service / "Dockerfile").read_text()
@@ -159,7 +159,7 @@ def test_the_image_command_serves_from_what_the_image_contains(service, database
         PYTHONDONTWRITEBYTECODE="1",  # as in the image, whose /app the service cannot write
     )
     running = Service(service, env, tmp_path / "service.log", cwd=app_dir)
-    check = [sys.executable, "-m", "common.healthcheck"]  # the image's HEALTHCHECK
+    check = [sys.executable, "-m", "common.probe"]  # the image's HEALTHCHECK
     try:
         running.start()  # the Dockerfile's CMD (gunicorn_command), on the PORT it was given
         assert requests.get(f"{running.url}/health", timeout=5).json() == {"ok": True}
