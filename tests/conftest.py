@@ -194,7 +194,7 @@ def make_client(database_url):
 
 
 def gunicorn_command(module):
-    """How every service starts, everywhere: the Dockerfiles' CMD, systemd, `make up` and these tests."""
+    """How every service starts, everywhere: the Dockerfile's CMD, systemd, `make up` and these tests."""
     return ["gunicorn", "-c", "gunicorn.conf.py", f"{module}.wsgi:app"]
 
 
