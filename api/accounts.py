@@ -37,7 +37,7 @@ def register():
     user_id, password = _user_id(body), _password(body)
     password_hash = passwords.hash_password(password)
     try:
-        queries.one(get_db(), "insert_user", user_id=user_id, password_hash=password_hash)
+        queries.insert_user(get_db(), user_id=user_id, password_hash=password_hash)
     except psycopg.errors.UniqueViolation:
         raise ApiError(409, "user_exists", "That userId is taken.", field="userId") from None
     return {"userId": user_id}, 201
@@ -64,14 +64,14 @@ def _check_password(conn, config, user_id, password):
     """The account if `password` is right; 401 alike for a wrong password and an unknown user."""
     user_key = user_id.lower()
     attempt_id = throttle.admit(conn, config, user_key, client_address(config.trusted_proxy_hops))
-    user = queries.one(conn, "get_user_for_login", user_id=user_id)
+    user = queries.get_user_for_login(conn, user_id=user_id)
     if not passwords.verify_password(user and user["password_hash"], password):
         raise ApiError(401, "invalid_credentials", "Wrong userId or password.", headers=sessions.CHALLENGE)
-    queries.execute(conn, "delete_login_attempt", attempt_id=attempt_id)
+    queries.delete_login_attempt(conn, attempt_id=attempt_id)
     throttle.succeeded(conn, config, user_key)
     if passwords.needs_rehash(user["password_hash"]):
         new_hash = passwords.hash_password(password)
-        queries.execute(conn, "update_password_hash", user_id=user["id"], password_hash=new_hash)
+        queries.update_password_hash(conn, user_id=user["id"], password_hash=new_hash)
     return user
 
 

@@ -135,7 +135,7 @@ def ping():
     for attempt in (1, 2):
         try:
             with pool.connection(timeout=2) as conn:
-                return queries.one(conn, "ping")["ok"] == 1
+                return queries.ping_database(conn)["ok"] == 1
         except psycopg.OperationalError:
             if attempt == 2:
                 raise

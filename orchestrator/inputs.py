@@ -32,10 +32,10 @@ def answer_input(run_id):
     run = own_run(run_id)
     conn = get_db()
     with conn.transaction():
-        locked = queries.one(conn, "lock_run_of_user", run_id=run["id"], user_id=g.user_id)
+        locked = queries.lock_run_of_user(conn, run_id=run["id"], user_id=g.user_id)
         if locked is None:  # deleted with its thread since `own_run` read it
             raise ApiError(404, "run_not_found", "No such run.")
-        request = queries.one(conn, "get_input_request", run_id=run["id"], input_id=answer["id"])
+        request = queries.get_input_request(conn, run_id=run["id"], input_id=answer["id"])
         if request is None:
             raise ApiError(400, "unknown_input", "The run has asked for no input with this id.", field="id")
         if request["answered"]:

@@ -45,7 +45,7 @@ def parse_run_id(text):
 def own_run(run_id):
     """The caller's run with this id, or 404 (another user's run is indistinguishable from none)."""
     parsed = parse_run_id(run_id)
-    run = parsed and queries.one(get_db(), "get_run", run_id=parsed, user_id=g.user_id)
+    run = parsed and queries.get_run(get_db(), run_id=parsed, user_id=g.user_id)
     if not run:
         raise ApiError(404, "run_not_found", "No such run.")
     return run
@@ -73,9 +73,9 @@ def page_of(list_query, cursor_query, serializer):
     before = request.args.get("before")
     if before is not None:
         before = parse_run_id(before)
-        if not before or not queries.one(get_db(), cursor_query, id=before, user_id=g.user_id):
+        if not before or not cursor_query(get_db(), id=before, user_id=g.user_id):
             raise invalid_field("before", "is not a cursor from this list")
-    rows = queries.rows(get_db(), list_query, user_id=g.user_id, before=before, limit=limit + 1)
+    rows = list_query(get_db(), user_id=g.user_id, before=before, limit=limit + 1)
     items = [serializer(row) for row in rows[:limit]]
     return items, items[-1]["id"] if len(rows) > limit else None
 
@@ -98,14 +98,12 @@ def create_run():
     try:
         with conn.transaction():
             # Locks the thread: concurrent runs for it are decided one after the other.
-            if thread_id and not queries.one(
-                conn, "touch_thread", thread_id=thread_id, user_id=g.user_id, prompt=prompt
-            ):
+            if thread_id and not queries.touch_thread(conn, thread_id=thread_id, user_id=g.user_id, prompt=prompt):
                 raise ApiError(404, "thread_not_found", "No such thread.")
-            run = queries.one(conn, "insert_run", user_id=g.user_id, prompt=prompt, steps=steps, thread_id=thread_id)
+            run = queries.insert_run(conn, user_id=g.user_id, prompt=prompt, steps=steps, thread_id=thread_id)
             publish(conn, journal.status_message(g.user_id, str(run["id"]), "queued"))  # wakes the dispatchers
     except psycopg.errors.UniqueViolation:  # runs_one_active_per_thread_idx: the thread has an active run
-        active = queries.one(conn, "get_thread", thread_id=thread_id, user_id=g.user_id)
+        active = queries.get_thread(conn, thread_id=thread_id, user_id=g.user_id)
         active_id = active and active["active_run_id"] and str(active["active_run_id"])
         message = "The thread has a run in progress; wait for it to end, or cancel it."
         raise ApiError(409, "thread_busy", message, details={"activeRunId": active_id}) from None
@@ -117,7 +115,7 @@ def create_run():
 @require_auth
 def list_runs():
     """The caller's runs, newest first: `?limit=` (1-100) and `?before=<cursor>` from a previous `next`."""
-    runs, cursor = page_of("list_runs", "run_exists_for_user", serialize)
+    runs, cursor = page_of(queries.list_runs, queries.find_run_of_user, serialize)
     return {"runs": runs, "next": cursor}
 
 
@@ -140,9 +138,9 @@ def cancel_run(run_id):
     run = own_run(run_id)
     conn = get_db()
     with conn.transaction():
-        if not queries.one(conn, "request_cancel", run_id=run["id"], user_id=g.user_id):
+        if not queries.request_cancel(conn, run_id=run["id"], user_id=g.user_id):
             raise ApiError(409, "run_finished", f"The run has already ended ({run['status']}).")
-        idle = queries.one(conn, "lock_idle_run", run_id=run["id"])
+        idle = queries.lock_idle_run(conn, run_id=run["id"])
         if idle:
             config, count = current_app.extensions["config"], current_app.extensions["executor"].count
             journal.append(conn, config, idle, [("cancelled", {"status": "cancelled"})], count)
