@@ -10,7 +10,8 @@ from common import queries
 from common.bearer import require_auth
 from common.db import get_db
 from common.errors import ApiError
-from common.http import client_address, json_body, string_field
+from common.http import client_address
+from common.validation import json_body, string_field
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 

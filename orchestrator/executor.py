@@ -45,7 +45,7 @@ class Executor:
 
     def count(self, status):
         """Count a run entering `status`."""
-        self.metrics.runs.labels(status=status).inc()
+        self.metrics.count_run(status)
 
     def start(self):
         """Start dispatching and keeping leases, in the background, until `close`."""

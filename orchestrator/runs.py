@@ -3,15 +3,15 @@
 import uuid
 
 import psycopg
-from flask import Blueprint, current_app, g, request
+from flask import Blueprint, g, request
 
-from common import queries
+from common import queries, state
 from common.bearer import require_auth
 from common.db import get_db
 from common.errors import ApiError, invalid_field
-from common.http import json_body, string_field
 from common.notify import publish
-from orchestrator import journal
+from common.validation import json_body, number_field, query_number, string_field
+from orchestrator import journal, metrics
 
 bp = Blueprint("runs", __name__, url_prefix="/runs")
 
@@ -51,22 +51,6 @@ def own_run(run_id):
     return run
 
 
-def whole_number(value, name, low, high):
-    """`value` if it is a whole number (not a bool) in [low, high], else 400 naming it."""
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise invalid_field(name, f"must be a whole number from {low} to {high}")
-    return value
-
-
-def query_number(name, default, low, high):
-    """The query argument `name` as a whole number in [low, high] (`default` when absent), else 400."""
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    # ASCII digits only: str.isdigit() is true of '²', which int() refuses (a 500), and of '١'.
-    return whole_number(int(raw) if raw.isascii() and raw.isdigit() else None, name, low, high)
-
-
 def page_of(list_query, cursor_query, serializer):
     """A page of the caller's rows (`?limit=` 1-100, `?before=` a previous page's cursor) and the next cursor."""
     limit = query_number("limit", DEFAULT_PAGE, 1, 100)
@@ -90,7 +74,7 @@ def create_run():
     """
     body = json_body()
     prompt = string_field(body, "prompt", 1, 4000)
-    steps = whole_number(body.get("steps", DEFAULT_STEPS), "steps", 1, 50)
+    steps = number_field(body, "steps", DEFAULT_STEPS, 1, 50)
     thread_id = body.get("threadId")
     if thread_id is not None and not (thread_id := parse_run_id(thread_id)):
         raise ApiError(404, "thread_not_found", "No such thread.")
@@ -107,7 +91,7 @@ def create_run():
         active_id = active and active["active_run_id"] and str(active["active_run_id"])
         message = "The thread has a run in progress; wait for it to end, or cancel it."
         raise ApiError(409, "thread_busy", message, details={"activeRunId": active_id}) from None
-    current_app.extensions["executor"].count("queued")
+    metrics.current().count_run("queued")
     return serialize(run), 201
 
 
@@ -142,8 +126,8 @@ def cancel_run(run_id):
             raise ApiError(409, "run_finished", f"The run has already ended ({run['status']}).")
         idle = queries.lock_idle_run(conn, run_id=run["id"])
         if idle:
-            config, count = current_app.extensions["config"], current_app.extensions["executor"].count
-            journal.append(conn, config, idle, [("cancelled", {"status": "cancelled"})], count)
+            cancelled = [("cancelled", {"status": "cancelled"})]
+            journal.append(conn, state.config(), idle, cancelled, metrics.current().count_run)
         else:
             publish(conn, journal.cancel_message(str(run["id"])))
     return {"id": str(run["id"]), "status": run["status"], "cancelRequested": True}, 202

@@ -6,7 +6,7 @@ from common import queries
 from common.bearer import require_auth
 from common.db import get_db
 from common.errors import ApiError
-from common.http import json_body, string_field
+from common.validation import json_body, string_field
 from orchestrator.runs import page_of, parse_run_id, serialize
 
 bp = Blueprint("threads", __name__, url_prefix="/threads")
