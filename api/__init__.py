@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from common import db, metrics, openapi, sse
+from api import metrics
+from common import db, openapi, sse, state
 from common.config import Config, load_config
 from common.service import create_service_app
 
@@ -18,12 +19,9 @@ def create_app(config=None):
     db.init_app(app, config)
     openapi.init_app(app, Path(__file__).with_name("openapi.json"))
     sse.init_app(app, config)
-    app.extensions["tokens_issued"] = metrics.counter(
-        app, "oneshot_tokens_issued_total", "Token pairs issued, by grant.", ["grant"]
-    )
-    app.extensions["refresh_reuse"] = metrics.counter(
-        app, "oneshot_refresh_reuse_detected_total", "Spent refresh tokens presented again (session revoked)."
-    )
+    domain = state.of(app).metrics = metrics.create(app)
+    # Still read by key in api/accounts.py and api/sessions.py (a later pass).
+    app.extensions["tokens_issued"], app.extensions["refresh_reuse"] = domain.tokens_issued, domain.refresh_reuse
 
     from api import accounts, me, streams
 

@@ -10,7 +10,8 @@ from common import queries
 from common.bearer import require_auth
 from common.db import get_db
 from common.errors import ApiError
-from common.http import client_address, json_body, string_field
+from common.http import client_address
+from common.validation import json_body, string_field
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
@@ -37,7 +38,7 @@ def register():
     user_id, password = _user_id(body), _password(body)
     password_hash = passwords.hash_password(password)
     try:
-        queries.one(get_db(), "insert_user", user_id=user_id, password_hash=password_hash)
+        queries.insert_user(get_db(), user_id=user_id, password_hash=password_hash)
     except psycopg.errors.UniqueViolation:
         raise ApiError(409, "user_exists", "That userId is taken.", field="userId") from None
     return {"userId": user_id}, 201
@@ -64,14 +65,14 @@ def _check_password(conn, config, user_id, password):
     """The account if `password` is right; 401 alike for a wrong password and an unknown user."""
     user_key = user_id.lower()
     attempt_id = throttle.admit(conn, config, user_key, client_address(config.trusted_proxy_hops))
-    user = queries.one(conn, "get_user_for_login", user_id=user_id)
+    user = queries.get_user_for_login(conn, user_id=user_id)
     if not passwords.verify_password(user and user["password_hash"], password):
         raise ApiError(401, "invalid_credentials", "Wrong userId or password.", headers=sessions.CHALLENGE)
-    queries.execute(conn, "delete_login_attempt", attempt_id=attempt_id)
+    queries.delete_login_attempt(conn, attempt_id=attempt_id)
     throttle.succeeded(conn, config, user_key)
     if passwords.needs_rehash(user["password_hash"]):
         new_hash = passwords.hash_password(password)
-        queries.execute(conn, "update_password_hash", user_id=user["id"], password_hash=new_hash)
+        queries.update_password_hash(conn, user_id=user["id"], password_hash=new_hash)
     return user
 
 

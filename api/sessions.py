@@ -36,9 +36,8 @@ def token_pair(config, user_id, session_id, refresh_token):
 def start(conn, config, user_id):
     """Open a session for `user_id` and return its first token pair."""
     refresh_token = _new_refresh_token()
-    session = queries.one(
+    session = queries.start_session(
         conn,
-        "start_session",
         user_id=user_id,
         max_age=config.session_max_age,
         token_hash=_hash(refresh_token),
@@ -51,9 +50,8 @@ def start_passwordless(conn, config, user_id):
     """Demo mode: the token pair of a new session for `user_id` (its account made if new), or None when
     that account has a password."""
     refresh_token = _new_refresh_token()
-    row = queries.one(
+    row = queries.start_passwordless_session(
         conn,
-        "start_passwordless_session",
         user_id=user_id,
         max_age=config.session_max_age,
         token_hash=_hash(refresh_token),
@@ -67,9 +65,8 @@ def start_passwordless(conn, config, user_id):
 def rotate(conn, config, presented):
     """Exchange a refresh token for a new pair, or raise 401 (`token_reused` revokes the session)."""
     successor = _new_refresh_token()
-    row = queries.one(
+    row = queries.rotate_refresh_token(
         conn,
-        "rotate_refresh_token",
         token_hash=_hash(presented),
         successor_hash=_hash(successor),
         ttl=config.refresh_ttl,
@@ -79,7 +76,7 @@ def rotate(conn, config, presented):
     if row is not None and row["outcome"] == "reused":
         # Rare, so not folded into the rotation: revoke the family and tell every instance, at one commit.
         with conn.transaction():
-            queries.execute(conn, "revoke_session", session_id=row["session_id"], reason="refresh_token_reused")
+            queries.revoke_session(conn, session_id=row["session_id"], reason="refresh_token_reused")
             publish(conn, {"kind": "session", "user": row["user_id"]})
         current_app.extensions["refresh_reuse"].inc()
         raise ApiError(
@@ -91,5 +88,5 @@ def rotate(conn, config, presented):
 def revoke_all(conn, user_id):
     """Revoke every live session of `user_id`; open streams on every instance hear of it at commit."""
     with conn.transaction():
-        queries.execute(conn, "revoke_user_sessions", user_id=user_id, reason="logout")
+        queries.revoke_user_sessions(conn, user_id=user_id, reason="logout")
         publish(conn, {"kind": "session", "user": user_id})

@@ -34,7 +34,7 @@ def authenticate():
     except InvalidToken:
         raise unauthorized("The access token is invalid or expired.") from None
     # One primary-key lookup: logout and reuse detection take effect on the very next request.
-    if not queries.one(get_db(), "get_live_session", session_id=claims["sid"], user_id=claims["sub"]):
+    if not queries.get_live_session(get_db(), session_id=claims["sid"], user_id=claims["sub"]):
         raise unauthorized("The session has ended; sign in again.")
     return claims
 
@@ -43,7 +43,7 @@ def session_is_live(pool, session_id, user_id, timeout=3):
     """The same session check, for streams: they borrow a pooled connection only for the lookup, and
     give up after `timeout` seconds when the database is away (PoolTimeout)."""
     with pool.connection(timeout=timeout) as conn:
-        return queries.one(conn, "get_live_session", session_id=session_id, user_id=user_id) is not None
+        return queries.get_live_session(conn, session_id=session_id, user_id=user_id) is not None
 
 
 def require_auth(view):

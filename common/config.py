@@ -25,6 +25,9 @@ TOOL_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 # A URL the browser is given and the web page's CSP names: characters that could end a CSP source
 # expression or an HTML attribute (space, ';', ',', quotes) are impossible by construction.
 PUBLIC_URL_RE = re.compile(r"https?://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:\d{1,5})?(/[A-Za-z0-9._~%-]+)*/?")
+# A whole number as text: ASCII digits, an optional '-', no '+' or '_' (which int() would take);
+# at most 18 digits, more than any range here allows (and int() of thousands of digits is slow).
+WHOLE_NUMBER_RE = re.compile(r"-?[0-9]{1,18}")
 
 
 class ConfigError(ValueError):
@@ -76,17 +79,32 @@ class Config:
     log_level: str = "INFO"
 
 
+def parse_whole_number(raw, low, high):
+    """`raw` (an int, or text of ASCII digits with an optional '-') as an int in [low, high].
+
+    Raises ValueError with a message to follow a name ("must be ..."). The one integer rule of the
+    settings, gunicorn.conf.py and request fields (common.validation); ASCII digits only: str.isdigit()
+    is true of '²' (which int() refuses) and int() takes '١'. Standard library only: gunicorn's master runs it.
+    """
+    if isinstance(raw, str) and WHOLE_NUMBER_RE.fullmatch(raw):
+        value = int(raw)
+    elif isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    else:
+        raise ValueError(f"must be a whole number, got {raw!r}")
+    if not low <= value <= high:
+        raise ValueError(f"must be between {low} and {high}, got {value}")
+    return value
+
+
 def _integer(env, name, default, low, high):
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
-    if not low <= value <= high:
-        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
-    return value
+        return parse_whole_number(raw, low, high)
+    except ValueError as e:
+        raise ConfigError(f"{name} {e}") from None
 
 
 def _boolean(env, name, default):
@@ -213,9 +231,6 @@ def load_config(env=None, require=()):
     """Build a `Config` from `env` (default `os.environ`); `require` names settings that must be set."""
     env = os.environ if env is None else env
     config = _read(env, require)
-    # A run renews its lease at every step: a step slower than the lease would look like a dead run.
-    if config.run_step_delay_ms >= config.run_lease_seconds * 1000 // 2:
-        raise ConfigError("RUN_STEP_DELAY_MS must be under half of RUN_LEASE_SECONDS (in milliseconds)")
     _check_agent(config)
     return config
 

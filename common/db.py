@@ -11,10 +11,10 @@ import time
 import psycopg
 import psycopg.waiting
 import psycopg_pool
-from flask import current_app, g
+from flask import g
 from psycopg.rows import dict_row
 
-from common import queries
+from common import queries, state
 from common.lifecycle import on_shutdown
 
 CONNECT_TIMEOUT = 10  # seconds to wait at start-up before a wrong DATABASE_URL fails the boot
@@ -106,7 +106,8 @@ def init_app(app, config):
         open=False,
     )
     pool.open(wait=True, timeout=CONNECT_TIMEOUT)
-    app.extensions["db_pool"] = pool
+    state.of(app).pool = pool
+    app.extensions["db_pool"] = pool  # still read by key in both streams modules (a later pass)
     app.teardown_appcontext(_release)
     # Closed on shutdown so its background threads (greenlets) stop cleanly.
     on_shutdown(app, pool.close)
@@ -115,14 +116,14 @@ def init_app(app, config):
 def get_db():
     """The request's connection (autocommit; use `with conn.transaction():` to group statements)."""
     if "db" not in g:
-        g.db = current_app.extensions["db_pool"].getconn()
+        g.db = state.pool().getconn()
     return g.db
 
 
 def _release(_exc):
     conn = g.pop("db", None)
     if conn is not None:
-        current_app.extensions["db_pool"].putconn(conn)
+        state.pool().putconn(conn)
 
 
 def ping():
@@ -131,11 +132,11 @@ def ping():
     Tried twice: the pool hands out no connection whose server hung up, but one that died in the
     instant since (a restart in progress) says nothing about the server now.
     """
-    pool = current_app.extensions["db_pool"]
+    pool = state.pool()
     for attempt in (1, 2):
         try:
             with pool.connection(timeout=2) as conn:
-                return queries.one(conn, "ping")["ok"] == 1
+                return queries.ping_database(conn)["ok"] == 1
         except psycopg.OperationalError:
             if attempt == 2:
                 raise

@@ -1,6 +1,8 @@
 """`GET /health` (liveness) and `GET /ready` (readiness), the same on every service."""
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
+
+from common import state
 
 bp = Blueprint("health", __name__)
 
@@ -15,7 +17,7 @@ def live():
 def ready():
     """Readiness: every dependency the service declared answers."""
     failing = {}
-    for name, check in current_app.extensions["readiness_checks"].items():
+    for name, check in state.of().readiness_checks.items():
         try:
             ok = check()
         except Exception:  # any failure of a dependency means "not ready"

@@ -37,7 +37,7 @@ def migrate(database_url):
     lock is taken.
     """
     with connect(database_url) as guard:
-        queries.one(guard, "lock_migrations", key=ADVISORY_LOCK_ID)
+        queries.lock_migrations(guard, key=ADVISORY_LOCK_ID)
         backend = get_backend(yoyo_url(database_url))
         try:
             backend.break_lock()

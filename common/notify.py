@@ -35,7 +35,7 @@ def publish(conn, message):
     if len(payload.encode()) > MAX_PAYLOAD:
         # Too large to carry: send the wake-up without the data; listeners read the row instead.
         payload = json.dumps({k: v for k, v in message.items() if k != "data"}, separators=(",", ":"))
-    queries.one(conn, "notify", channel=CHANNEL, payload=payload)
+    queries.notify_channel(conn, channel=CHANNEL, payload=payload)
 
 
 def keys_of(message):

@@ -7,18 +7,20 @@ missing or broken file stops the service at boot rather than on the first reques
 import json
 from pathlib import Path
 
-from flask import Blueprint, current_app
+from flask import Blueprint
+
+from common import state
 
 bp = Blueprint("openapi", __name__)
 
 
 def init_app(app, path):
     """Load the document at `path` and serve it, unauthenticated, at `/openapi.json`."""
-    app.extensions["openapi_document"] = json.loads(Path(path).read_text(encoding="utf-8"))
+    state.of(app).openapi_document = json.loads(Path(path).read_text(encoding="utf-8"))
     app.register_blueprint(bp)
 
 
 @bp.get("/openapi.json")
 def openapi_document():
     """This service's OpenAPI 3.1 document."""
-    return current_app.extensions["openapi_document"]
+    return state.of().openapi_document

@@ -5,7 +5,7 @@ from pathlib import Path
 from flask import Flask
 from flask.helpers import get_root_path
 
-from common import cors, errors, health, http, metrics
+from common import cors, errors, health, http, metrics, state
 from common.logs import configure_logging
 
 
@@ -18,8 +18,9 @@ def create_service_app(name, config, readiness_checks=None, untimed_paths=(), co
     app = Flask(name, static_folder=static)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json.sort_keys = False
+    state.init_app(app, config, readiness_checks)
+    # Still read by key in common/bearer.py, api/accounts.py and both streams modules (a later pass).
     app.extensions["config"] = config
-    app.extensions["readiness_checks"] = readiness_checks or {}
     errors.init_app(app)
     http.init_app(app)
     cors.init_app(app, config.cors_origins if cors_origins is None else cors_origins)

@@ -153,9 +153,7 @@ class Execution:
         while self.stopped_for != "shutdown":
             try:
                 with executor.pool.connection() as conn, conn.transaction():
-                    run = queries.one(
-                        conn, "lock_run_for_step", run_id=self.run_id, owner=executor.owner, epoch=self.epoch
-                    )
+                    run = queries.lock_run_for_step(conn, run_id=self.run_id, owner=executor.owner, epoch=self.epoch)
                     if run is None:
                         return False  # ended, failed by a reaper, or claimed again: not ours to write
                     if run["cancel_requested"]:

@@ -45,7 +45,7 @@ class Executor:
 
     def count(self, status):
         """Count a run entering `status`."""
-        self.metrics.runs.labels(status=status).inc()
+        self.metrics.count_run(status)
 
     def start(self):
         """Start dispatching and keeping leases, in the background, until `close`."""
@@ -73,9 +73,7 @@ class Executor:
 
     def _claim(self, limit):
         with self.pool.connection(timeout=5) as conn, conn.transaction():
-            rows = queries.rows(
-                conn, "claim_queued_runs", owner=self.owner, lease=self.config.run_lease_seconds, limit=limit
-            )
+            rows = queries.claim_queued_runs(conn, owner=self.owner, lease=self.config.run_lease_seconds, limit=limit)
             started = []
             for row in rows:
                 run = {k: row[k] for k in ("id", "user_id", "last_seq", "status")}
@@ -125,15 +123,15 @@ class Executor:
     def renew(self):
         """Renew the lease of every run executing here; stop those whose cancel was requested."""
         with self.pool.connection(timeout=5) as conn:
-            rows = queries.rows(conn, "renew_leases", owner=self.owner, lease=self.config.run_lease_seconds)
-            self.metrics.queued.set(queries.one(conn, "count_queued_runs")["n"])
+            rows = queries.renew_leases(conn, owner=self.owner, lease=self.config.run_lease_seconds)
+            self.metrics.queued.set(queries.count_queued_runs(conn)["n"])
         for row in rows:
             if row["cancel_requested"]:  # a cancel whose notification never arrived
                 self._stop(row["id"], "cancel")
 
     def _fail(self, lock_query, reason, timeout=None, **params):
         with self.pool.connection(timeout=timeout) as conn, conn.transaction():
-            runs = queries.rows(conn, lock_query, **params)
+            runs = lock_query(conn, **params)
             for run in runs:
                 journal.append(conn, self.config, run, [("failed", {"status": "failed", "reason": reason})], self.count)
         return len(runs)
@@ -141,10 +139,10 @@ class Executor:
     def reap(self):
         """Fail unfinished runs whose executor stopped renewing its lease, and runs that waited for an
         answer past RUN_INPUT_TIMEOUT; return how many."""
-        lost = self._fail("lock_expired_runs", "executor_lost")
+        lost = self._fail(queries.lock_expired_runs, "executor_lost")
         if lost:
             log.warning("failed %d run(s) whose executor was lost", lost)
-        unanswered = self._fail("lock_expired_waits", "input_timeout", wait_seconds=self.config.run_input_timeout)
+        unanswered = self._fail(queries.lock_expired_waits, "input_timeout", wait_seconds=self.config.run_input_timeout)
         if unanswered:
             log.warning("failed %d run(s) that waited too long for an answer", unanswered)
         return lost + unanswered
@@ -166,6 +164,6 @@ class Executor:
         for execution in executions:
             execution.stop("shutdown")
         try:
-            self._fail("lock_owned_runs", "shutdown", timeout=3, owner=self.owner)
+            self._fail(queries.lock_owned_runs, "shutdown", timeout=3, owner=self.owner)
         except psycopg.Error as e:
             log.warning("could not fail this process's runs at shutdown (the reaper will): %s", type(e).__name__)

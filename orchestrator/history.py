@@ -34,7 +34,7 @@ def _turn(prompt, events):
 def thread_history(conn, thread_id, run_id):
     """The conversation before run `run_id` in its thread, as Chat Completions messages."""
     messages, current, prompt, events = [], None, None, []
-    for row in queries.rows(conn, "thread_history", thread_id=thread_id, run_id=run_id):
+    for row in queries.get_thread_history(conn, thread_id=thread_id, run_id=run_id):
         if row["run_id"] != current:
             if current is not None:
                 messages += _turn(prompt, events)
@@ -48,5 +48,5 @@ def thread_history(conn, thread_id, run_id):
 
 def transcript(conn, run_id):
     """A run's own stored events so far, as (type, data), for an agent resuming after a wait."""
-    rows = queries.rows(conn, "run_events_after", run_id=run_id, after=0, limit=100_000)
+    rows = queries.list_run_events_after(conn, run_id=run_id, after=0, limit=100_000)
     return [(row["type"], row["data"]) for row in rows]

@@ -1,13 +1,13 @@
 """POST /runs/<id>/input: a person's answer to a run's request for approval."""
 
-from flask import Blueprint, current_app, g
+from flask import Blueprint, g
 
-from common import queries
+from common import queries, state
 from common.bearer import require_auth
 from common.db import get_db
 from common.errors import ApiError, invalid_field
-from common.http import json_body, string_field
-from orchestrator import journal
+from common.validation import json_body, string_field
+from orchestrator import journal, metrics
 from orchestrator.runs import own_run
 
 bp = Blueprint("inputs", __name__)
@@ -32,16 +32,16 @@ def answer_input(run_id):
     run = own_run(run_id)
     conn = get_db()
     with conn.transaction():
-        locked = queries.one(conn, "lock_run_of_user", run_id=run["id"], user_id=g.user_id)
+        locked = queries.lock_run_of_user(conn, run_id=run["id"], user_id=g.user_id)
         if locked is None:  # deleted with its thread since `own_run` read it
             raise ApiError(404, "run_not_found", "No such run.")
-        request = queries.one(conn, "get_input_request", run_id=run["id"], input_id=answer["id"])
+        request = queries.get_input_request(conn, run_id=run["id"], input_id=answer["id"])
         if request is None:
             raise ApiError(400, "unknown_input", "The run has asked for no input with this id.", field="id")
         if request["answered"]:
             raise ApiError(409, "input_answered", "This request was answered already.")
         if locked["status"] != "waiting":
             raise ApiError(409, "run_not_waiting", f"The run is not waiting for an answer ({locked['status']}).")
-        config, count = current_app.extensions["config"], current_app.extensions["executor"].count
-        journal.append(conn, config, locked, [("input", answer)], count)  # queued: any worker resumes it
+        count = metrics.current().count_run
+        journal.append(conn, state.config(), locked, [("input", answer)], count)  # queued: any worker resumes it
     return {"id": str(run["id"]), "status": "queued"}, 202

@@ -52,7 +52,7 @@ def append(conn, config, run, events, on_status=None):
     for event_type, data in events:
         run["last_seq"] += 1
         text = encode(data)
-        queries.execute(conn, "insert_run_event", run_id=run["id"], seq=run["last_seq"], type=event_type, data=text)
+        queries.insert_run_event(conn, run_id=run["id"], seq=run["last_seq"], type=event_type, data=text)
         publish(conn, event_message(run_id, run["last_seq"], event_type, data))
         new_status = STATUS_AFTER.get(event_type, status)
         if event_type == "failed":
@@ -62,9 +62,8 @@ def append(conn, config, run, events, on_status=None):
             publish(conn, status_message(run["user_id"], run_id, status))
             if on_status:
                 on_status(status)
-    queries.execute(
+    queries.advance_run(
         conn,
-        "advance_run",
         run_id=run["id"],
         seq=run["last_seq"],
         status=status,

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from prometheus_client import Gauge, Histogram
 
-from common import metrics
+from common import metrics, state
 
 # Seconds: from a few tens of milliseconds (a local model's first token) to minutes (a long answer).
 MODEL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -12,6 +12,8 @@ MODEL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 @dataclass(frozen=True)
 class OrchestratorMetrics:
+    """The Orchestrator's own metrics (request counts and latencies are common.metrics')."""
+
     runs: object  # counter: runs entering each status
     running: object  # gauge: runs executing now (summed over workers)
     queued: object  # gauge: runs waiting for a worker (every worker sees the same count)
@@ -20,10 +22,14 @@ class OrchestratorMetrics:
     model_seconds: object
     model_tokens: object  # counter: tokens by direction (input, output)
 
+    def count_run(self, status):
+        """Count a run entering `status`."""
+        self.runs.labels(status=status).inc()
+
 
 def create(app):
     """Register the Orchestrator's metrics with `app`."""
-    registry = app.extensions["metrics_registry"]
+    registry = state.metrics_registry(app)
     return OrchestratorMetrics(
         runs=metrics.counter(app, "oneshot_runs_total", "Runs entering each status.", ["status"]),
         running=metrics.gauge(app, "oneshot_runs_running", "Runs executing now."),
@@ -42,3 +48,8 @@ def create(app):
         ),
         model_tokens=metrics.counter(app, "oneshot_model_tokens_total", "Model tokens spent.", ["direction"]),
     )
+
+
+def current() -> OrchestratorMetrics:
+    """The current app's Orchestrator metrics."""
+    return state.of().metrics

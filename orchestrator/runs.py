@@ -3,15 +3,15 @@
 import uuid
 
 import psycopg
-from flask import Blueprint, current_app, g, request
+from flask import Blueprint, g, request
 
-from common import queries
+from common import queries, state
 from common.bearer import require_auth
 from common.db import get_db
 from common.errors import ApiError, invalid_field
-from common.http import json_body, string_field
 from common.notify import publish
-from orchestrator import journal
+from common.validation import json_body, number_field, query_number, string_field
+from orchestrator import journal, metrics
 
 bp = Blueprint("runs", __name__, url_prefix="/runs")
 
@@ -45,26 +45,10 @@ def parse_run_id(text):
 def own_run(run_id):
     """The caller's run with this id, or 404 (another user's run is indistinguishable from none)."""
     parsed = parse_run_id(run_id)
-    run = parsed and queries.one(get_db(), "get_run", run_id=parsed, user_id=g.user_id)
+    run = parsed and queries.get_run(get_db(), run_id=parsed, user_id=g.user_id)
     if not run:
         raise ApiError(404, "run_not_found", "No such run.")
     return run
-
-
-def whole_number(value, name, low, high):
-    """`value` if it is a whole number (not a bool) in [low, high], else 400 naming it."""
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise invalid_field(name, f"must be a whole number from {low} to {high}")
-    return value
-
-
-def query_number(name, default, low, high):
-    """The query argument `name` as a whole number in [low, high] (`default` when absent), else 400."""
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    # ASCII digits only: str.isdigit() is true of '²', which int() refuses (a 500), and of '١'.
-    return whole_number(int(raw) if raw.isascii() and raw.isdigit() else None, name, low, high)
 
 
 def page_of(list_query, cursor_query, serializer):
@@ -73,9 +57,9 @@ def page_of(list_query, cursor_query, serializer):
     before = request.args.get("before")
     if before is not None:
         before = parse_run_id(before)
-        if not before or not queries.one(get_db(), cursor_query, id=before, user_id=g.user_id):
+        if not before or not cursor_query(get_db(), id=before, user_id=g.user_id):
             raise invalid_field("before", "is not a cursor from this list")
-    rows = queries.rows(get_db(), list_query, user_id=g.user_id, before=before, limit=limit + 1)
+    rows = list_query(get_db(), user_id=g.user_id, before=before, limit=limit + 1)
     items = [serializer(row) for row in rows[:limit]]
     return items, items[-1]["id"] if len(rows) > limit else None
 
@@ -90,7 +74,7 @@ def create_run():
     """
     body = json_body()
     prompt = string_field(body, "prompt", 1, 4000)
-    steps = whole_number(body.get("steps", DEFAULT_STEPS), "steps", 1, 50)
+    steps = number_field(body, "steps", DEFAULT_STEPS, 1, 50)
     thread_id = body.get("threadId")
     if thread_id is not None and not (thread_id := parse_run_id(thread_id)):
         raise ApiError(404, "thread_not_found", "No such thread.")
@@ -98,18 +82,16 @@ def create_run():
     try:
         with conn.transaction():
             # Locks the thread: concurrent runs for it are decided one after the other.
-            if thread_id and not queries.one(
-                conn, "touch_thread", thread_id=thread_id, user_id=g.user_id, prompt=prompt
-            ):
+            if thread_id and not queries.touch_thread(conn, thread_id=thread_id, user_id=g.user_id, prompt=prompt):
                 raise ApiError(404, "thread_not_found", "No such thread.")
-            run = queries.one(conn, "insert_run", user_id=g.user_id, prompt=prompt, steps=steps, thread_id=thread_id)
+            run = queries.insert_run(conn, user_id=g.user_id, prompt=prompt, steps=steps, thread_id=thread_id)
             publish(conn, journal.status_message(g.user_id, str(run["id"]), "queued"))  # wakes the dispatchers
     except psycopg.errors.UniqueViolation:  # runs_one_active_per_thread_idx: the thread has an active run
-        active = queries.one(conn, "get_thread", thread_id=thread_id, user_id=g.user_id)
+        active = queries.get_thread(conn, thread_id=thread_id, user_id=g.user_id)
         active_id = active and active["active_run_id"] and str(active["active_run_id"])
         message = "The thread has a run in progress; wait for it to end, or cancel it."
         raise ApiError(409, "thread_busy", message, details={"activeRunId": active_id}) from None
-    current_app.extensions["executor"].count("queued")
+    metrics.current().count_run("queued")
     return serialize(run), 201
 
 
@@ -117,7 +99,7 @@ def create_run():
 @require_auth
 def list_runs():
     """The caller's runs, newest first: `?limit=` (1-100) and `?before=<cursor>` from a previous `next`."""
-    runs, cursor = page_of("list_runs", "run_exists_for_user", serialize)
+    runs, cursor = page_of(queries.list_runs, queries.find_run_of_user, serialize)
     return {"runs": runs, "next": cursor}
 
 
@@ -140,12 +122,12 @@ def cancel_run(run_id):
     run = own_run(run_id)
     conn = get_db()
     with conn.transaction():
-        if not queries.one(conn, "request_cancel", run_id=run["id"], user_id=g.user_id):
+        if not queries.request_cancel(conn, run_id=run["id"], user_id=g.user_id):
             raise ApiError(409, "run_finished", f"The run has already ended ({run['status']}).")
-        idle = queries.one(conn, "lock_idle_run", run_id=run["id"])
+        idle = queries.lock_idle_run(conn, run_id=run["id"])
         if idle:
-            config, count = current_app.extensions["config"], current_app.extensions["executor"].count
-            journal.append(conn, config, idle, [("cancelled", {"status": "cancelled"})], count)
+            cancelled = [("cancelled", {"status": "cancelled"})]
+            journal.append(conn, state.config(), idle, cancelled, metrics.current().count_run)
         else:
             publish(conn, journal.cancel_message(str(run["id"])))
     return {"id": str(run["id"]), "status": run["status"], "cancelRequested": True}, 202

@@ -54,7 +54,7 @@ class RunStream:
         texts = []
         while True:
             with self.pool.connection(timeout=3) as conn:
-                rows = queries.rows(conn, "run_events_after", run_id=self.run_id, after=self.last, limit=PAGE)
+                rows = queries.list_run_events_after(conn, run_id=self.run_id, after=self.last, limit=PAGE)
             for row in rows:
                 texts.append(self._event(row["seq"], row["type"], row["data"]))
                 if row["type"] in TERMINAL:

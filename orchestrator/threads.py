@@ -6,7 +6,7 @@ from common import queries
 from common.bearer import require_auth
 from common.db import get_db
 from common.errors import ApiError
-from common.http import json_body, string_field
+from common.validation import json_body, string_field
 from orchestrator.runs import page_of, parse_run_id, serialize
 
 bp = Blueprint("threads", __name__, url_prefix="/threads")
@@ -26,7 +26,7 @@ def serialize_thread(thread):
 def own_thread(thread_id):
     """The caller's thread with this id, or 404 (another user's thread is indistinguishable from none)."""
     parsed = parse_run_id(thread_id)
-    thread = parsed and queries.one(get_db(), "get_thread", thread_id=parsed, user_id=g.user_id)
+    thread = parsed and queries.get_thread(get_db(), thread_id=parsed, user_id=g.user_id)
     if not thread:
         raise ApiError(404, "thread_not_found", "No such thread.")
     return thread
@@ -38,7 +38,7 @@ def create_thread():
     """Start a conversation: 201 with the thread (its title, when none is given, is its first prompt's start)."""
     body = json_body()
     title = string_field(body, "title", 1, 200) if body.get("title") is not None else None
-    thread = queries.one(get_db(), "insert_thread", user_id=g.user_id, title=title)
+    thread = queries.insert_thread(get_db(), user_id=g.user_id, title=title)
     return serialize_thread(thread), 201
 
 
@@ -46,7 +46,7 @@ def create_thread():
 @require_auth
 def list_threads():
     """The caller's threads, newest activity first: `?limit=` (1-100) and `?before=<cursor>`."""
-    threads, cursor = page_of("list_threads", "thread_exists_for_user", serialize_thread)
+    threads, cursor = page_of(queries.list_threads, queries.find_thread_of_user, serialize_thread)
     return {"threads": threads, "next": cursor}
 
 
@@ -55,7 +55,7 @@ def list_threads():
 def get_thread(thread_id):
     """One of the caller's threads, with its runs in order."""
     thread = own_thread(thread_id)
-    runs = queries.rows(get_db(), "runs_of_thread", thread_id=thread["id"], user_id=g.user_id)
+    runs = queries.list_runs_of_thread(get_db(), thread_id=thread["id"], user_id=g.user_id)
     return {**serialize_thread(thread), "runs": [serialize(r) for r in runs]}
 
 
@@ -64,5 +64,5 @@ def get_thread(thread_id):
 def delete_thread(thread_id):
     """Delete a thread with its runs and their events: 204. A run still executing stops at its next write."""
     thread = own_thread(thread_id)
-    queries.one(get_db(), "delete_thread", thread_id=thread["id"], user_id=g.user_id)
+    queries.delete_thread(get_db(), thread_id=thread["id"], user_id=g.user_id)
     return "", 204

@@ -5,10 +5,11 @@ from pathlib import Path
 import requests
 from requests.adapters import HTTPAdapter
 
-from common import metrics, openapi
+from common import openapi, state
 from common.config import Config, load_config
 from common.lifecycle import on_shutdown
 from common.service import create_service_app
+from preview import metrics
 
 # Settings without which the Preview Manager must not start (checked before gunicorn binds).
 REQUIRED_SETTINGS = ("JWT_SECRET", "API_URL")
@@ -29,15 +30,10 @@ def create_app(config=None):
     app = create_service_app("preview", config, {"api": upstream_ready}, untimed_paths=[r"^/api/"], cors_origins=())
     app.config["MAX_CONTENT_LENGTH"] = None  # bodies stream through; the API enforces its own limit
     app.url_map.merge_slashes = False  # "//host" must reach the path check, not be quietly merged
-    app.extensions["upstream"] = upstream
+    state.of(app).upstream = upstream
     openapi.init_app(app, Path(__file__).with_name("openapi.json"))
     on_shutdown(app, upstream.close)
-    app.extensions["proxy_latency"] = metrics.histogram(
-        app, "oneshot_proxy_upstream_seconds", "Time until the API's response headers, by status.", ["status"]
-    )
-    app.extensions["proxy_errors"] = metrics.counter(
-        app, "oneshot_proxy_upstream_errors_total", "Requests the API did not answer, by kind.", ["kind"]
-    )
+    state.of(app).metrics = metrics.create(app)
 
     from preview import proxy
 

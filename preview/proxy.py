@@ -12,8 +12,9 @@ import urllib.parse
 
 import requests
 import urllib3
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, g, request
 
+from common import state
 from common.bearer import bearer_token
 from common.errors import ApiError, unauthorized
 from common.tokens import InvalidToken, verify_access_token
@@ -119,14 +120,15 @@ def verified_claims(config):
 @bp.route("/api/<path:path>", methods=METHODS, provide_automatic_options=False)
 def forward(path):
     """Relay the request to the API and stream its answer back."""
-    config, ext = current_app.extensions["config"], current_app.extensions
+    held = state.of()
+    config, measured = held.config, held.metrics
     url = upstream_url(config.api_url, path, request.query_string)
     claims = verified_claims(config)
     wants_stream = "text/event-stream" in request.headers.get("Accept", "")
     read_timeout = config.proxy_stream_idle_timeout if wants_stream else config.proxy_read_timeout
     started = time.perf_counter()
     try:
-        upstream = ext["upstream"].request(
+        upstream = held.upstream.request(
             request.method,
             url,
             headers=forwarded_headers(config, claims),
@@ -136,12 +138,12 @@ def forward(path):
             timeout=(config.proxy_connect_timeout, read_timeout),
         )
     except requests.Timeout:
-        ext["proxy_errors"].labels(kind="timeout").inc()
+        measured.upstream_errors.labels(kind="timeout").inc()
         raise ApiError(504, "upstream_timeout", "The API did not answer in time.") from None
     except requests.ConnectionError:
-        ext["proxy_errors"].labels(kind="unreachable").inc()
+        measured.upstream_errors.labels(kind="unreachable").inc()
         raise ApiError(502, "upstream_unavailable", "The API could not be reached.") from None
-    ext["proxy_latency"].labels(status=str(upstream.status_code)).observe(time.perf_counter() - started)
+    measured.upstream_seconds.labels(status=str(upstream.status_code)).observe(time.perf_counter() - started)
     drop = hop_by_hop(upstream.raw.headers)
     # items() keeps repeated headers (several Set-Cookie) apart.
     headers = [(k, v) for k, v in upstream.raw.headers.items() if k.lower() not in drop]

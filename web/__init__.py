@@ -18,6 +18,6 @@ def create_app(config=None):
 
     from web import pages
 
-    app.extensions["csp"] = pages.content_security_policy(config)
+    pages.content_security_policy(config)  # built once here: a bad URL would fail now, not per request
     app.register_blueprint(pages.bp)
     return app

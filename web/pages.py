@@ -1,10 +1,15 @@
 """The page, and the headers that lock it down."""
 
-from flask import Blueprint, current_app, render_template
+from functools import cache
+
+from flask import Blueprint, render_template
+
+from common import state
 
 bp = Blueprint("pages", __name__)
 
 
+@cache  # one Config per app: the policy is built once
 def content_security_policy(config):
     """Scripts and styles from this origin only, and fetches to the API and the Orchestrator only.
 
@@ -36,7 +41,7 @@ def _source(url):
 @bp.get("/")
 def index():
     """The single page; the public URLs travel in data attributes, since no inline script may run."""
-    config = current_app.extensions["config"]
+    config = state.config()
     return render_template(
         "index.html",
         api_url=config.public_api_url,
@@ -48,7 +53,7 @@ def index():
 @bp.after_app_request
 def lock_down(response):
     """The page's own CSP (stricter in what it names than the services' `default-src 'none'`)."""
-    response.headers["Content-Security-Policy"] = current_app.extensions["csp"]
+    response.headers["Content-Security-Policy"] = content_security_policy(state.config())
     response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
     response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
     return response

@@ -103,7 +103,7 @@ def search_runs(args, context):
     if not 1 <= limit <= 20:
         raise ToolError("limit must be from 1 to 20")
     with context.connection() as conn:
-        found = queries.rows(conn, "search_runs", user_id=context.user_id, text=args["text"], limit=limit)
+        found = queries.search_runs(conn, user_id=context.user_id, text=args["text"], limit=limit)
     return [
         {
             "id": str(r["id"]),

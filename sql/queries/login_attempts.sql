@@ -1,8 +1,10 @@
 -- name: insert_login_attempt
+-- returns: one
 -- Count this attempt before checking the password, so a burst of parallel guesses sees itself.
 INSERT INTO login_attempts (user_key, address) VALUES (%(user_key)s, %(address)s) RETURNING id;
 
 -- name: count_login_attempts
+-- returns: one
 -- Attempts in the window for this user and this address, and when the oldest of each leaves it.
 SELECT
     count(*) FILTER (WHERE user_key = %(user_key)s) AS by_user,
@@ -16,10 +18,12 @@ WHERE (user_key = %(user_key)s OR address = %(address)s)
   AND attempted_at > now() - make_interval(secs => %(window)s);
 
 -- name: delete_login_attempt
+-- returns: rowcount
 -- Forget one attempt: it was refused before any password check, or it succeeded.
 DELETE FROM login_attempts WHERE id = %(attempt_id)s;
 
 -- name: clear_user_login_attempts
+-- returns: rowcount
 -- A successful sign-in resets the user's count (never the address's) and prunes old rows.
 DELETE FROM login_attempts
 WHERE user_key = %(user_key)s OR attempted_at <= now() - make_interval(secs => %(window)s);

@@ -1,9 +1,11 @@
 -- name: get_live_session
+-- returns: one
 -- Checked on every authenticated request: one primary-key lookup.
 SELECT id FROM sessions
 WHERE id = %(session_id)s AND user_id = %(user_id)s AND revoked_at IS NULL AND expires_at > now();
 
 -- name: start_session
+-- returns: one
 -- Open a session and store the hash of its first refresh token, in one statement (one round trip).
 WITH session AS (
     INSERT INTO sessions (user_id, expires_at)
@@ -16,6 +18,7 @@ WITH session AS (
 SELECT id FROM session;
 
 -- name: start_passwordless_session
+-- returns: one
 -- Demo mode only (AUTH_ALLOW_PASSWORDLESS): the account for a userId, created without a password if it
 -- is new, and a session with its first refresh token, in one statement. An account that has a
 -- password gets no session (session_id is NULL): demo mode never bypasses a real password.
@@ -34,6 +37,7 @@ WITH account AS (
 SELECT account.id AS user_id, session.id AS session_id FROM account LEFT JOIN session ON true;
 
 -- name: rotate_refresh_token
+-- returns: one
 -- Spend the presented token and store its successor's hash in one statement, and say what happened.
 -- The presented row is locked first, so a concurrent rotation of the same token waits for this one
 -- and then reads it spent (PostgreSQL re-reads a locked row's newest version): at most one succeeds,
@@ -65,11 +69,13 @@ SELECT session_id, user_id,
 FROM presented;
 
 -- name: revoke_session
+-- returns: rowcount
 -- End one session: its refresh tokens and access tokens stop working.
 UPDATE sessions SET revoked_at = now(), revoked_reason = %(reason)s
 WHERE id = %(session_id)s AND revoked_at IS NULL;
 
 -- name: revoke_user_sessions
+-- returns: rowcount
 -- End every live session of a user (logout everywhere).
 UPDATE sessions SET revoked_at = now(), revoked_reason = %(reason)s
 WHERE user_id = %(user_id)s AND revoked_at IS NULL;

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import jwt
 import pytest
 
+from common import state
+
 USER_ID = "victim.user"
 PASSWORD = "correct horse battery staple"
 TOKEN_TYPE = "at+jwt"
@@ -168,7 +170,7 @@ FORGERIES = [
 @pytest.fixture
 def genuine(client, app):
     """Register and sign in through the API; return the real token and its decoded contents."""
-    config = app.extensions["config"]
+    config = state.of(app).config
     r = client.post("/auth/register", json={"userId": USER_ID, "password": PASSWORD})
     assert r.status_code == 201, r.get_json()
     r = client.post("/auth/token", json={"userId": USER_ID, "password": PASSWORD})

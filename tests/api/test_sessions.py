@@ -42,9 +42,8 @@ def refresh_while_competitor_holds_the_token(client, db, database_url, pair, com
     """Start a competing rotation, refresh the same token through the API meanwhile, then end the
     competitor; return (the API's response, the competitor's outcome)."""
     with psycopg.connect(database_url, row_factory=dict_row) as competitor:  # a transaction, held open
-        theirs = queries.one(
+        theirs = queries.rotate_refresh_token(
             competitor,
-            "rotate_refresh_token",
             token_hash=digest(pair["refreshToken"]),
             successor_hash=digest(secrets.token_urlsafe(32)),
             ttl=3600,

@@ -386,3 +386,17 @@ def test_the_openai_agent_is_configured_from_its_settings():
 )
 def test_bad_agent_settings_are_refused_naming_the_variable(env, name):
     config_error(env, name)
+
+
+def test_the_step_delay_rule_is_the_orchestrators_alone():
+    """A step slower than half the lease would look like a dead run: only the Orchestrator runs steps."""
+    from orchestrator import check_config, create_app
+
+    slow = {"RUN_STEP_DELAY_MS": "1000", "RUN_LEASE_SECONDS": "2"}
+    config = load_config(slow)  # the API, the Preview Manager and the Web UI start with it
+    assert (config.run_step_delay_ms, config.run_lease_seconds) == (1000, 2)
+    with pytest.raises(ConfigError, match="^RUN_STEP_DELAY_MS must be under half of RUN_LEASE_SECONDS"):
+        check_config(config)  # what preflight runs for the Orchestrator
+    with pytest.raises(ConfigError, match="^RUN_STEP_DELAY_MS must be under half"):
+        create_app({**slow, "DATABASE_URL": GOOD_URL, "JWT_SECRET": GOOD_SECRET})  # before any connection
+    check_config(load_config({**slow, "RUN_STEP_DELAY_MS": "999"}))

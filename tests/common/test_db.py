@@ -14,11 +14,11 @@ monkey.patch_all()
 import time, gevent
 from types import SimpleNamespace
 from flask import Flask
-from common import db
+from common import db, state
 
 app = Flask("probe")
 db.init_app(app, SimpleNamespace(database_url={url!r}, db_pool_size=10))
-pool = app.extensions["db_pool"]
+pool = state.of(app).pool
 
 def slow_query():
     with pool.connection() as conn:

@@ -1,4 +1,4 @@
-"""JSON bodies (common.http.json_body) on every service that reads them: bad input is a 400, never a 500.
+"""JSON bodies (common.validation.json_body) on every service that reads them: bad input is a 400, never a 500.
 
 A body nested thousands deep used to be a RecursionError (500); a body that names a key twice used
 to be read as its last value, so two parsers on the path could disagree about what was asked.

@@ -8,7 +8,7 @@ import psycopg_pool
 import pytest
 from flask import Flask
 
-from common import db
+from common import db, state
 from common.lifecycle import shutdown
 from tests.conftest import wait_for
 
@@ -20,7 +20,7 @@ def pool(database_url):
     """The services' pool, as common.db opens it, on the test's own database."""
     app = Flask("pool-probe")
     db.init_app(app, SimpleNamespace(database_url=database_url, db_pool_size=POOL_SIZE))
-    yield app.extensions["db_pool"]
+    yield state.of(app).pool
     shutdown(app)
 
 
