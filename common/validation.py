@@ -2,7 +2,7 @@
 
 Each helper returns the value or raises the API's 400 (`invalid_field`, naming the field) — or
 415/413 for a body that is not JSON or too large. The whole-number rule itself is
-`common.config.parse_whole_number`, which also reads settings and gunicorn's, so it lives where
+`common.config_parsers.parse_whole_number`, which also reads settings and gunicorn's, so it lives where
 gunicorn's master may import it (standard library only); the helpers here wrap it.
 """
 
@@ -10,7 +10,7 @@ import json
 
 from flask import current_app, request
 
-from common.config import parse_whole_number
+from common.config_parsers import parse_whole_number
 from common.errors import ApiError, invalid_field
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from common.config import PLACEHOLDER_SECRET
+from common.config_parsers import PLACEHOLDER_SECRET
 from tests.conftest import ROOT, free_port
 
 

@@ -18,7 +18,8 @@ import logging
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from common.config import IMPORT_REF_RE, ConfigError
+from common.config import ConfigError
+from common.config_parsers import IMPORT_REF_RE
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from common.config import PLACEHOLDER_SECRET, Config, ConfigError, load_config
+from common.config import Config, ConfigError, load_config
+from common.config_parsers import PLACEHOLDER_SECRET
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 GOOD_SECRET = "s" * 32

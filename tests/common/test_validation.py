@@ -1,9 +1,9 @@
-"""common.validation and the one whole-number rule (common.config.parse_whole_number) it wraps."""
+"""common.validation and the one whole-number rule (common.config_parsers.parse_whole_number) it wraps."""
 
 import pytest
 from flask import Flask
 
-from common.config import parse_whole_number
+from common.config_parsers import parse_whole_number
 from common.errors import init_app as init_errors
 from common.validation import json_body, number_field, query_number
 
