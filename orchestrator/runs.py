@@ -69,8 +69,7 @@ def page_of(list_query, cursor_query, serializer):
 def create_run():
     """Queue a run: 201 with the run, `queued`; a worker with room claims it and executes it.
 
-    With `threadId` the run continues that conversation: 404 if the thread is not the caller's,
-    409 `thread_busy` while another of its runs is active (the database's unique index decides).
+    With `threadId` the run continues that conversation (see `queue_run`).
     """
     body = json_body()
     prompt = string_field(body, "prompt", 1, 4000)
@@ -78,7 +77,16 @@ def create_run():
     thread_id = body.get("threadId")
     if thread_id is not None and not (thread_id := parse_run_id(thread_id)):
         raise ApiError(404, "thread_not_found", "No such thread.")
-    conn = get_db()
+    run = queue_run(get_db(), prompt, steps, thread_id)
+    metrics.current().count_run("queued")
+    return serialize(run), 201
+
+
+def queue_run(conn, prompt, steps, thread_id):
+    """Insert the caller's run `queued` (in its thread, if any) and wake the dispatchers; return it.
+
+    404 if the thread is not the caller's; 409 `thread_busy` while another of its runs is active.
+    """
     try:
         with conn.transaction():
             # Locks the thread: concurrent runs for it are decided one after the other.
@@ -91,8 +99,7 @@ def create_run():
         active_id = active and active["active_run_id"] and str(active["active_run_id"])
         message = "The thread has a run in progress; wait for it to end, or cancel it."
         raise ApiError(409, "thread_busy", message, details={"activeRunId": active_id}) from None
-    metrics.current().count_run("queued")
-    return serialize(run), 201
+    return run
 
 
 @bp.get("")

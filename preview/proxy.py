@@ -120,10 +120,20 @@ def verified_claims(config):
 @bp.route("/api/<path:path>", methods=METHODS, provide_automatic_options=False)
 def forward(path):
     """Relay the request to the API and stream its answer back."""
-    held = state.of()
-    config, measured = held.config, held.metrics
+    config = state.config()
     url = upstream_url(config.api_url, path, request.query_string)
-    claims = verified_claims(config)
+    upstream = send_upstream(config, url, forwarded_headers(config, verified_claims(config)))
+    drop = hop_by_hop(upstream.raw.headers)
+    # items() keeps repeated headers (several Set-Cookie) apart.
+    headers = [(k, v) for k, v in upstream.raw.headers.items() if k.lower() not in drop]
+    response = Response(relay(upstream), status=upstream.status_code, headers=headers, direct_passthrough=True)
+    response.call_on_close(upstream.close)
+    return response
+
+
+def send_upstream(config, url, headers):
+    """The API's streaming response to this request; 504 when it times out, 502 when it can't be reached."""
+    held = state.of()
     wants_stream = "text/event-stream" in request.headers.get("Accept", "")
     read_timeout = config.proxy_stream_idle_timeout if wants_stream else config.proxy_read_timeout
     started = time.perf_counter()
@@ -131,25 +141,20 @@ def forward(path):
         upstream = held.upstream.request(
             request.method,
             url,
-            headers=forwarded_headers(config, claims),
+            headers=headers,
             data=request_body(),
             stream=True,
             allow_redirects=False,
             timeout=(config.proxy_connect_timeout, read_timeout),
         )
     except requests.Timeout:
-        measured.upstream_errors.labels(kind="timeout").inc()
+        held.metrics.upstream_errors.labels(kind="timeout").inc()
         raise ApiError(504, "upstream_timeout", "The API did not answer in time.") from None
     except requests.ConnectionError:
-        measured.upstream_errors.labels(kind="unreachable").inc()
+        held.metrics.upstream_errors.labels(kind="unreachable").inc()
         raise ApiError(502, "upstream_unavailable", "The API could not be reached.") from None
-    measured.upstream_seconds.labels(status=str(upstream.status_code)).observe(time.perf_counter() - started)
-    drop = hop_by_hop(upstream.raw.headers)
-    # items() keeps repeated headers (several Set-Cookie) apart.
-    headers = [(k, v) for k, v in upstream.raw.headers.items() if k.lower() not in drop]
-    response = Response(relay(upstream), status=upstream.status_code, headers=headers, direct_passthrough=True)
-    response.call_on_close(upstream.close)
-    return response
+    held.metrics.upstream_seconds.labels(status=str(upstream.status_code)).observe(time.perf_counter() - started)
+    return upstream
 
 
 def pieces(raw):
