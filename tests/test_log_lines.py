@@ -11,7 +11,9 @@ import sys
 
 import requests
 
-from tests.conftest import ROOT, create_run, free_port, read_sse
+from tests.support.runs import create_run
+from tests.support.services import ROOT, free_port
+from tests.support.sse import read_sse
 
 
 def json_lines(text):

@@ -6,17 +6,7 @@ import time
 
 import pytest
 
-PASSWORD = "correct horse battery"
-
-
-def register(client, user_id="alice", password=PASSWORD):
-    response = client.post("/auth/register", json={"userId": user_id, "password": password})
-    assert response.status_code == 201, response.json
-    return response
-
-
-def sign_in(client, user_id="alice", password=PASSWORD, **kwargs):
-    return client.post("/auth/token", json={"userId": user_id, "password": password}, **kwargs)
+from tests.support.accounts import PASSWORD, register, sign_in
 
 
 def bearer(token):

@@ -2,7 +2,7 @@
 upstream failures, streaming both ways, and its own health and metrics.
 
 Two upstreams stand behind it. The real API (on a database of this module's own) wherever the API's own
-answers matter: /me, /events, its 401 and 413, its CORS. And tests/upstream.py, a tiny echo server
+answers matter: /me, /events, its 401 and 413, its CORS. And tests/support/upstream/, a tiny echo server
 mounted under `/prefix` (so `API_URL` has a path prefix), wherever a test must see exactly what crossed
 the proxy. Requests whose bytes matter (`..`, absolute request targets, repeated or hop-by-hop headers)
 go out through `http.client`'s `putrequest`, which writes the request line and headers verbatim;
@@ -24,10 +24,12 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Service, free_port, fresh_database, read_sse, service_env, wait_for
-from tests.sse_clients import proc_status, worker_pids
+from tests.support.databases import fresh_database
 from tests.support.identity_headers import SPOOFS, lines_for, send
-from tests.upstream import PATTERN, PIECE
+from tests.support.processes import proc_status, worker_pids
+from tests.support.services import Service, free_port, service_env, wait_for
+from tests.support.sse import read_sse
+from tests.support.upstream import PATTERN, PIECE
 
 MIB = 1024 * 1024
 LISTED_ORIGIN = "http://localhost:3000"  # in service_env's CORS_ORIGINS
@@ -108,10 +110,10 @@ def proxy_env(secret, api_url, **overrides):
 # --- fixtures: one echo stack and one API stack per module, stopped at its end --------------------------
 @pytest.fixture(scope="module")
 def echo_stack(tmp_path_factory):
-    """tests/upstream.py and a Preview Manager in front of it with API_URL=<upstream>/prefix."""
+    """tests/support/upstream/ and a Preview Manager in front of it with API_URL=<upstream>/prefix."""
     logs, secret, started = tmp_path_factory.mktemp("echo-stack"), secrets.token_urlsafe(48), []
     try:
-        upstream = Service("tests.upstream", {"WEB_CONCURRENCY": "1"}, logs / "upstream.log")
+        upstream = Service("tests.support.upstream", {"WEB_CONCURRENCY": "1"}, logs / "upstream.log")
         started.append(upstream.start())
         proxy = Service("preview", proxy_env(secret, f"{upstream.url}/prefix"), logs / "preview.log")
         started.append(proxy.start())

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from common.config import ConfigError
 from common.lifecycle import shutdown
-from tests.conftest import ROOT
+from tests.support.services import ROOT
 from web import create_app
 from web.export import SECURITY_HEADERS, export
 
