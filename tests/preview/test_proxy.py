@@ -305,7 +305,7 @@ def test_proxy_adds_no_cors_of_its_own_and_the_api_answers_preflights(api_stack)
     proxy = api_stack.proxy.url
     preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
     with requests.options(f"{proxy}/api/auth/token", headers={**preflight, "Origin": LISTED_ORIGIN}, timeout=10) as r:
-        assert r.status_code in (200, 204)
+        assert r.status_code == 200
         assert r.raw.headers.getlist("Access-Control-Allow-Origin") == [LISTED_ORIGIN]
         assert "POST" in r.headers["Access-Control-Allow-Methods"]
     with requests.options(
@@ -330,8 +330,6 @@ def test_proxy_adds_no_cors_of_its_own_and_the_api_answers_preflights(api_stack)
         "/api/echo/..%2f..%2fx",
         "/api/echo/%2e",
         "/api/echo/x/..",
-        "/api//evil.example/x",
-        "/api/%2f%2fevil.example/x",
         "/api/echo//x",
         "/api/echo/..%5c..%5cx",
         "http://evil.example/api/../x",
@@ -339,9 +337,18 @@ def test_proxy_adds_no_cors_of_its_own_and_the_api_answers_preflights(api_stack)
 )
 def test_path_escapes_are_refused(echo_stack, target):
     status, headers, body = raw_request(echo_stack.proxy, target)
-    assert status in (400, 404), body
+    assert status == 400, body
     assert header_values(headers, "Content-Type") == ["application/json"]
-    assert json.loads(body)["error"]["code"] in ("invalid_path", "not_found")
+    assert json.loads(body)["error"]["code"] == "invalid_path"
+
+
+@pytest.mark.parametrize("target", ["/api//evil.example/x", "/api/%2f%2fevil.example/x"])
+def test_a_path_naming_another_host_matches_no_route_of_the_proxy(echo_stack, target):
+    """`/api//host/...` is not a path under /api/ at all: the proxy's own 404, never the upstream's."""
+    status, headers, body = raw_request(echo_stack.proxy, target)
+    assert status == 404, body
+    error = json.loads(body)["error"]
+    assert error["code"] == "not_found" and "evil.example" not in error["message"]  # the echo would name it
 
 
 @pytest.mark.parametrize(
