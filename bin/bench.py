@@ -24,8 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import bench_http  # noqa: E402  (beside this file)
 
-from tests.conftest import ROOT, Service, admin_execute, free_port, service_env, with_database  # noqa: E402
-from tests.sse_clients import SseClients, allow_open_files, proc_status, worker_pids  # noqa: E402
+from tests.support.accounts import sign_up  # noqa: E402
+from tests.support.databases import admin_execute, with_database  # noqa: E402
+from tests.support.processes import allow_open_files, proc_status, worker_pids  # noqa: E402
+from tests.support.services import ROOT, Service, free_port, service_env  # noqa: E402
+from tests.support.sse_clients import SseClients  # noqa: E402
 
 PASSWORD = "correct horse battery"
 COMMAND = "bin/bench (make bench)"
@@ -98,20 +101,6 @@ def bench_logins(database_url, workers, burst=20):
         service.stop()
 
 
-def sign_up(env, user_id):
-    """An account and a session made straight through the API's code (as the tests' `sign_up` does);
-    return the request headers carrying its access token."""
-    from api import sessions
-    from common.config import load_config
-    from common.db import connect
-
-    config = load_config(env, require=("DATABASE_URL", "JWT_SECRET"))
-    with connect(config.database_url) as conn:
-        conn.execute("INSERT INTO users (id) VALUES (%s) ON CONFLICT DO NOTHING", (user_id,))
-        pair = sessions.start(conn, config, user_id)
-    return {"Authorization": f"Bearer {pair['token']}"}
-
-
 def event_times(database_url, run_id, first, last):
     """{seq: created_at as epoch seconds} of a run's events `first`..`last`, read from the database."""
     from common.db import connect
@@ -171,7 +160,7 @@ def measure_streams(service, env, count):
     """
     database_url = env["DATABASE_URL"]
     [worker] = worker_pids(service.proc.pid)
-    headers = sign_up(env, f"bench-streams-{count}")
+    headers = sign_up(env, f"bench-streams-{count}")["headers"]
     created = requests.post(
         f"{service.url}/runs", json={"prompt": "Benchmark the streams", "steps": 50}, headers=headers, timeout=10
     )
@@ -278,7 +267,7 @@ def bench_proxy(database_url):
     try:
         preview = Service("preview", {**env, "API_URL": api.url}, logs[1]).start()
         try:
-            headers = sign_up(env, "bench-proxy")
+            headers = sign_up(env, "bench-proxy")["headers"]
             direct, proxied = [], []
             with requests.Session() as to_api, requests.Session() as to_preview:
                 for _ in range(PROXY_WARMUP):

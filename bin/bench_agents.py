@@ -20,10 +20,11 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.conftest import ROOT, Service, admin_execute, free_port, service_env, with_database  # noqa: E402
-from tests.sse_clients import worker_pids  # noqa: E402
 from tests.support import fake_model  # noqa: E402
 from tests.support.accounts import sign_up  # noqa: E402
+from tests.support.databases import admin_execute, with_database  # noqa: E402
+from tests.support.processes import worker_pids  # noqa: E402
+from tests.support.services import ROOT, Service, free_port, service_env  # noqa: E402
 
 WAITING_RUNS = 200
 RUNS = 50

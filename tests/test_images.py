@@ -22,7 +22,7 @@ import pytest
 import requests
 import yaml
 
-from tests.conftest import ROOT, Service, gunicorn_command, service_env
+from tests.support.services import ROOT, Service, gunicorn_command, service_env
 
 SCHEMA = ROOT / "tests" / "data" / "compose-spec.json"  # the Compose Specification's own schema
 DOCKERFILE = ROOT / "Dockerfile"

@@ -4,9 +4,9 @@ error is the JSON error shape. `GET /events` (an endless SSE stream) is in the d
 import pytest
 import schemathesis
 
-from tests.conftest import service_env
 from tests.support.accounts import sign_up
 from tests.support.contract import CHECKS, document_path, fuzz_settings, start_fuzzed_service
+from tests.support.services import service_env
 
 schema = schemathesis.openapi.from_path(document_path("api"))
 fuzzed = schema.exclude(path="/events")

@@ -4,7 +4,7 @@ import threading
 
 import requests
 
-from tests.conftest import read_sse
+from tests.support.sse import read_sse
 
 
 def test_events_deliver_run_status_changes_made_through_the_orchestrator(start_service, orchestrator_env, sign_up):

@@ -5,7 +5,7 @@ import sys
 import textwrap
 
 from api import passwords
-from tests.conftest import ROOT
+from tests.support.services import ROOT
 
 TICKS_DURING_HASHES = """
 from gevent import monkey

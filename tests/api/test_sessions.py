@@ -14,7 +14,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from common import queries
-from tests.conftest import wait_for
+from tests.support.services import wait_for
 
 PASSWORD = "correct horse battery"
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.api.test_auth import PASSWORD, register, sign_in
+from tests.support.accounts import PASSWORD, register, sign_in
 
 
 def test_failures_per_user_are_limited_with_retry_after(make_client, db):

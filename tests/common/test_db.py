@@ -6,7 +6,7 @@ import textwrap
 
 import psycopg
 
-from tests.conftest import ROOT
+from tests.support.services import ROOT
 
 OVERLAP = """
 from gevent import monkey

@@ -1,6 +1,6 @@
 """Request metrics (common.metrics): counted per endpoint and status, SSE paths left out, /metrics serves them.
 
-In process, on the API app (the multiprocess path runs under gunicorn in tests/api/test_e2e.py).
+In process, on the API app (the multiprocess path runs under gunicorn in tests/scenarios/test_api_e2e.py).
 """
 
 from prometheus_client.parser import text_string_to_metric_families

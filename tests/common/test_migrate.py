@@ -7,7 +7,7 @@ import sys
 import psycopg
 
 from common.migrate import MIGRATIONS_DIR, migrate
-from tests.conftest import ROOT
+from tests.support.services import ROOT
 
 MIGRATIONS = len([p for p in MIGRATIONS_DIR.glob("*.sql") if not p.name.endswith(".rollback.sql")])
 TABLES = {"users", "sessions", "refresh_tokens", "login_attempts"}

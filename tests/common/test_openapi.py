@@ -6,8 +6,8 @@ from openapi_spec_validator import validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
 from common.lifecycle import shutdown
-from tests.conftest import service_env
 from tests.support.contract import SERVICES, documented_operations, load_document, routed_operations
+from tests.support.services import service_env
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Unit tests of common.tokens' claims cache: it only ever answers for a token that passed in full.
 
 The attack cases (forgeries, wrong algorithms, revoked sessions) run through GET /me in
-tests/api/test_jwt_attacks.py; these pin what the cache adds: expiry is checked on every use, a
+tests/common/test_tokens_attacks.py; these pin what the cache adds: expiry is checked on every use, a
 cached token is tied to the secret, issuer and audience it passed under, failures are not cached,
 callers get copies, and the cache is bounded.
 """

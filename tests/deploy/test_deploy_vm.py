@@ -18,8 +18,8 @@ import pytest
 
 from common.config import load_config
 from common.migrate import migrate
-from tests.conftest import ROOT, gunicorn_command
-from tests.deploy.conftest import SITE, Nginx, site_for_test, substitute
+from tests.support.nginx import SITE, Nginx, site_for_test, substitute
+from tests.support.services import ROOT, gunicorn_command
 
 DEPLOY = ROOT / "bin" / "deploy-vm"
 UNIT = ROOT / "deploy" / "systemd" / "oneshot@.service"

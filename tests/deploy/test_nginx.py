@@ -22,9 +22,11 @@ import psycopg
 import pytest
 import requests
 
-from tests.conftest import OUTPUT, ROOT, Service, free_port, fresh_database, service_env, wait_for
-from tests.deploy.conftest import SITE, Nginx, ipv6_loopback, site_for_test, substitute
+from tests.support.accounts import sign_up
+from tests.support.databases import fresh_database
 from tests.support.identity_headers import SPOOFS, lines_for, send
+from tests.support.nginx import SITE, Nginx, ipv6_loopback, site_for_test, substitute
+from tests.support.services import OUTPUT, ROOT, Service, free_port, service_env, wait_for
 
 STEP_MS = 200  # RUN_STEP_DELAY_MS: a 2-step run is 12 events over 11 delays (2.2 s)
 RUN_STEPS = 2
@@ -97,20 +99,6 @@ def nginx_variant(stack):
 
 
 # --- helpers -------------------------------------------------------------------------------------------
-def sign_up(env):
-    """An account with a live session, made with the API's own code (no registration to rate-limit)."""
-    from api import sessions
-    from common.config import load_config
-    from common.db import connect
-
-    config = load_config(env, require=("DATABASE_URL", "JWT_SECRET"))
-    user_id = f"user-{uuid.uuid4().hex[:8]}"
-    with connect(config.database_url) as conn:
-        conn.execute("INSERT INTO users (id) VALUES (%s)", (user_id,))
-        pair = sessions.start(conn, config, user_id)
-    return {"userId": user_id, "headers": {"Authorization": f"Bearer {pair['token']}"}}
-
-
 def call(stack, path, method="GET", headers=None, body=None, source="127.0.0.1"):
     """One request to nginx from `source` (any loopback address, or ::1), sent exactly as given:
     (status, lower-cased headers, body bytes)."""

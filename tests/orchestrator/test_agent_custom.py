@@ -2,9 +2,9 @@
 
 import requests
 
-from tests.conftest import service_env
-from tests.orchestrator.test_agent_openai import kinds, stored, stream, text_of
 from tests.support.accounts import sign_up
+from tests.support.runs import follow_run, kinds, stored_events, text_of
+from tests.support.services import service_env
 
 
 def test_a_users_agent_and_tool_run_and_stream_like_any_other(start_service, database_url):
@@ -15,7 +15,7 @@ def test_a_users_agent_and_tool_run_and_stream_like_any_other(start_service, dat
     response = requests.post(f"{orchestrator.url}/runs", json={"prompt": prompt}, headers=user["headers"], timeout=10)
     run_id = response.json()["id"]
 
-    events = stream(orchestrator, user, run_id)
+    events = follow_run(orchestrator, user, run_id)
 
     assert kinds(events) == ["running", "tool_call", "tool_result"] + ["message"] * len(kinds(events)[3:-2]) + [
         "final",
@@ -24,7 +24,7 @@ def test_a_users_agent_and_tool_run_and_stream_like_any_other(start_service, dat
     assert events[2][2] == {"id": "call_1", "tool": "shout", "output": prompt.upper()}
     assert text_of(events) == "hello from my own agent "
     assert events[-2][2] == {"text": text_of(events)}  # no final of its own: the deltas joined
-    assert events == stored(database_url, run_id)
+    assert events == stored_events(database_url, run_id)
 
 
 def test_a_users_agent_failure_ends_the_run_with_its_own_reason(start_service, database_url):
@@ -33,7 +33,7 @@ def test_a_users_agent_failure_ends_the_run_with_its_own_reason(start_service, d
     user = sign_up(env)
     response = requests.post(f"{orchestrator.url}/runs", json={"prompt": "try"}, headers=user["headers"], timeout=10)
 
-    events = stream(orchestrator, user, response.json()["id"])
+    events = follow_run(orchestrator, user, response.json()["id"])
 
     assert kinds(events) == ["running", "message", "failed"]
     assert events[-1][2] == {
@@ -47,7 +47,7 @@ def test_an_agent_or_tool_that_cannot_be_loaded_stops_the_start_with_one_line(tm
     import subprocess
     import sys
 
-    from tests.conftest import ROOT
+    from tests.support.services import ROOT
 
     for name, value, expected in [
         ("AGENT", "tests.support.nowhere:echo", "AGENT: cannot load tests.support.nowhere:echo"),

@@ -12,11 +12,11 @@ import uuid
 import pytest
 import requests
 
-from orchestrator.executor import TERMINAL
-from tests.conftest import Service, service_env, wait_for
 from tests.support import fake_model
 from tests.support.accounts import sign_up
 from tests.support.fake_model import FakeModel, answer, call_tools, error, slow, stall_after
+from tests.support.runs import follow_run, kinds, stored_events, text_of
+from tests.support.services import Service, service_env, wait_for
 
 KEY = "sk-test-" + uuid.uuid4().hex  # the model's secret: never in an event, a response or a log
 SYSTEM = "You are oneshot's test agent."
@@ -67,41 +67,6 @@ def start(orchestrator, user, prompt):
     return response.json()["id"]
 
 
-def stream(orchestrator, user, run_id):
-    """The whole event stream of a run, to its terminal event: [(id, event, data)]."""
-    with requests.get(
-        f"{orchestrator.url}/runs/{run_id}/events", headers=user["headers"], stream=True, timeout=(5, 30)
-    ) as response:
-        assert response.status_code == 200, response.text
-        events, current = [], {}
-        for line in response.iter_lines(decode_unicode=True):
-            if line.startswith(("id:", "event:", "data:")):
-                name, _, value = line.partition(":")
-                current[name] = value.strip()
-            elif line == "" and current:
-                events.append((int(current["id"]), current["event"], json.loads(current["data"])))
-                current = {}
-                if events[-1][1] in TERMINAL:
-                    break
-    return events
-
-
-def stored(db_url, run_id):
-    import psycopg
-
-    with psycopg.connect(db_url) as conn:
-        rows = conn.execute("SELECT seq, type, data FROM run_events WHERE run_id = %s ORDER BY seq", (run_id,))
-        return [(seq, kind, data) for seq, kind, data in rows]
-
-
-def kinds(events):
-    return [kind for _, kind, _ in events]
-
-
-def text_of(events):
-    return "".join(data["delta"] for _, kind, data in events if kind == "message")
-
-
 def run_of(orchestrator, user, run_id):
     return requests.get(f"{orchestrator.url}/runs/{run_id}", headers=user["headers"], timeout=10).json()
 
@@ -115,7 +80,7 @@ def test_streamed_text_arrives_as_message_deltas_that_join_to_the_answer(orchest
     model.script(prompt, answer(text, chunks=30, usage=(42, 30)))
 
     run_id = start(orchestrator, user, prompt)
-    events = stream(orchestrator, user, run_id)
+    events = follow_run(orchestrator, user, run_id)
 
     assert kinds(events)[0] == "running" and kinds(events)[-2:] == ["final", "completed"]
     assert text_of(events) == text
@@ -123,7 +88,7 @@ def test_streamed_text_arrives_as_message_deltas_that_join_to_the_answer(orchest
     assert [data for _, kind, data in events if kind == "usage"] == [{"inputTokens": 42, "outputTokens": 30}]
     # Thirty chunks in a burst were coalesced into far fewer stored events.
     assert 1 <= kinds(events).count("message") < 30
-    assert events == stored(agent_env["DATABASE_URL"], run_id)  # the stream is the record, byte for byte
+    assert events == stored_events(agent_env["DATABASE_URL"], run_id)  # the stream is the record, byte for byte
     assert run_of(orchestrator, user, run_id)["status"] == "completed"
 
     (request,) = model.received(prompt)
@@ -142,7 +107,7 @@ def test_deltas_are_stored_at_most_once_per_flush_interval(orchestrator, model, 
     model.script(prompt, slow(text, chunks=60, delay=0.01))  # about 100 tokens a second
 
     run_id = start(orchestrator, user, prompt)
-    events = stream(orchestrator, user, run_id)
+    events = follow_run(orchestrator, user, run_id)
 
     assert text_of(events) == text
     import psycopg
@@ -170,7 +135,7 @@ def test_a_tool_call_in_fragments_is_run_and_its_result_sent_back(orchestrator, 
         answer("17 × 23 + 4 = 395.", chunks=4),
     )
 
-    events = stream(orchestrator, user, start(orchestrator, user, prompt))
+    events = follow_run(orchestrator, user, start(orchestrator, user, prompt))
 
     order = [k for k in kinds(events) if k not in ("usage", "running")]
     assert order[:2] == ["tool_call", "tool_result"] and order[-2:] == ["final", "completed"]
@@ -209,7 +174,7 @@ def test_two_tool_calls_in_one_turn_are_told_apart_by_index_and_both_run(orchest
         answer("3 and 42."),
     )
 
-    events = stream(orchestrator, user, start(orchestrator, user, prompt))
+    events = follow_run(orchestrator, user, start(orchestrator, user, prompt))
 
     calls = [data for _, kind, data in events if kind == "tool_call"]
     results = [data for _, kind, data in events if kind == "tool_result"]
@@ -233,7 +198,7 @@ def test_malformed_arguments_an_unknown_tool_and_a_failing_tool_become_errors_th
         answer("Nothing worked, but I carried on."),
     )
 
-    events = stream(orchestrator, user, start(orchestrator, user, prompt))
+    events = follow_run(orchestrator, user, start(orchestrator, user, prompt))
 
     results = {data["id"]: data for _, kind, data in events if kind == "tool_result"}
     assert results["bad_json"]["error"] == "the arguments are not valid JSON"
@@ -252,7 +217,7 @@ def test_agent_max_turns_bounds_the_model_calls(orchestrator, model, user):
     prompt = prompt_for("Loop forever")
     model.script(prompt, call_tools(("again", "current_time", "{}")))  # it always wants another call
 
-    events = stream(orchestrator, user, start(orchestrator, user, prompt))
+    events = follow_run(orchestrator, user, start(orchestrator, user, prompt))
 
     assert len(model.received(prompt)) == 3  # AGENT_MAX_TURNS
     assert kinds(events).count("tool_result") == 3
@@ -268,7 +233,7 @@ def test_a_refused_key_fails_the_run_as_model_auth_without_retrying(orchestrator
     model.script(prompt, error(401, f"Incorrect API key provided: {KEY}"))
 
     run_id = start(orchestrator, user, prompt)
-    events = stream(orchestrator, user, run_id)
+    events = follow_run(orchestrator, user, run_id)
 
     assert kinds(events) == ["running", "failed"]
     assert run_of(orchestrator, user, run_id)["error"] == "model_auth"
@@ -280,7 +245,7 @@ def test_server_errors_are_retried_and_the_run_completes(orchestrator, model, us
     prompt = prompt_for("Flaky server")
     model.script(prompt, error(500), error(503), answer("Third time lucky."))
 
-    events = stream(orchestrator, user, start(orchestrator, user, prompt))
+    events = follow_run(orchestrator, user, start(orchestrator, user, prompt))
 
     assert kinds(events)[-1] == "completed" and text_of(events) == "Third time lucky."
     assert len(model.received(prompt)) == 3
@@ -290,7 +255,7 @@ def test_a_rate_limit_is_retried_after_the_time_it_asks_for(orchestrator, model,
     prompt = prompt_for("Rate limited")
     model.script(prompt, error(429, "slow down", {"Retry-After": "1"}), answer("Done."))
 
-    events = stream(orchestrator, user, start(orchestrator, user, prompt))
+    events = follow_run(orchestrator, user, start(orchestrator, user, prompt))
 
     first, second = model.received(prompt)
     assert second["at"] - first["at"] >= 1.0
@@ -302,7 +267,7 @@ def test_a_server_that_keeps_failing_fails_the_run_as_model_unavailable_within_a
     model.script(prompt, error(502))
 
     started = time.monotonic()
-    events = stream(orchestrator, user, start(orchestrator, user, prompt))
+    events = follow_run(orchestrator, user, start(orchestrator, user, prompt))
 
     assert time.monotonic() - started < 15
     assert events[-1][1] == "failed" and events[-1][2]["reason"] == "model_unavailable"
@@ -313,7 +278,7 @@ def test_a_stream_that_stops_sending_fails_the_run_as_model_timeout(orchestrator
     prompt = prompt_for("Stall")
     model.script(prompt, stall_after("I was about to say"))
 
-    events = stream(orchestrator, user, start(orchestrator, user, prompt))
+    events = follow_run(orchestrator, user, start(orchestrator, user, prompt))
 
     assert text_of(events) == "I was about to say"  # what arrived is kept
     assert events[-1][1] == "failed" and events[-1][2]["reason"] == "model_timeout"
@@ -324,7 +289,7 @@ def test_garbage_from_the_model_fails_the_run_as_model_error(orchestrator, model
     prompt = prompt_for("Garbage")
     model.script(prompt, fake_model.Reply(events=[(0, "this is not json")]))
 
-    events = stream(orchestrator, user, start(orchestrator, user, prompt))
+    events = follow_run(orchestrator, user, start(orchestrator, user, prompt))
 
     assert events[-1][1] == "failed" and events[-1][2]["reason"] == "model_error"
 
@@ -333,7 +298,7 @@ def test_a_model_error_that_quotes_the_key_is_shown_without_it(orchestrator, mod
     prompt = prompt_for("Echo my key")
     model.script(prompt, error(400, f"model not found for key {KEY}"))
 
-    events = stream(orchestrator, user, start(orchestrator, user, prompt))
+    events = follow_run(orchestrator, user, start(orchestrator, user, prompt))
 
     assert events[-1][2]["reason"] == "model_error"
     assert "model not found for key [REDACTED]" in events[-1][2]["message"]
@@ -346,20 +311,20 @@ def test_cancel_mid_stream_closes_the_model_connection_and_nothing_follows(orche
     prompt = prompt_for("Write a long essay")
     model.script(prompt, slow("word " * 200, chunks=200, delay=0.05))
     run_id = start(orchestrator, user, prompt)
-    wait_for(lambda: "message" in kinds(stored(agent_env["DATABASE_URL"], run_id)), 10)
+    wait_for(lambda: "message" in kinds(stored_events(agent_env["DATABASE_URL"], run_id)), 10)
 
     cancelled_at = time.monotonic()
     response = requests.post(f"{orchestrator.url}/runs/{run_id}/cancel", headers=user["headers"], timeout=10)
     assert response.status_code == 202
-    events = stream(orchestrator, user, run_id)
+    events = follow_run(orchestrator, user, run_id)
 
     assert events[-1][1] == "cancelled"
     (request,) = model.received(prompt)
     closed_at = wait_for(lambda: request["closed_at"], 5)
     assert closed_at - cancelled_at < 1.0
     time.sleep(0.5)  # ten more chunks' worth: had the agent gone on, it would have written them
-    assert stored(agent_env["DATABASE_URL"], run_id)[-1][1] == "cancelled"
-    assert len(stored(agent_env["DATABASE_URL"], run_id)) == len(events)
+    assert stored_events(agent_env["DATABASE_URL"], run_id)[-1][1] == "cancelled"
+    assert len(stored_events(agent_env["DATABASE_URL"], run_id)) == len(events)
 
 
 # --- Secrets -------------------------------------------------------------------------------------
@@ -369,7 +334,7 @@ def test_the_key_appears_in_no_event_response_or_log_line(orchestrator, model, u
     prompt = prompt_for("Fail loudly")
     model.script(prompt, error(403, f"key {KEY} is revoked"))
     run_id = start(orchestrator, user, prompt)
-    stream(orchestrator, user, run_id)
+    follow_run(orchestrator, user, run_id)
 
     import psycopg
 
@@ -388,14 +353,14 @@ def test_search_runs_finds_the_callers_own_earlier_runs_only(orchestrator, model
     marker = uuid.uuid4().hex[:8]
     earlier = f"Plan the {marker} launch"
     model.script(earlier, answer("Launch on Tuesday."))
-    stream(orchestrator, user, start(orchestrator, user, earlier))
+    follow_run(orchestrator, user, start(orchestrator, user, earlier))
     stranger = sign_up(agent_env)
     model.script(f"Plan the {marker} heist", answer("No."))
-    stream(orchestrator, stranger, start(orchestrator, stranger, f"Plan the {marker} heist"))
+    follow_run(orchestrator, stranger, start(orchestrator, stranger, f"Plan the {marker} heist"))
 
     prompt = prompt_for("What did I plan?")
     model.script(prompt, call_tools(("find", "search_runs", json.dumps({"text": marker}))), answer("Tuesday."))
-    events = stream(orchestrator, user, start(orchestrator, user, prompt))
+    events = follow_run(orchestrator, user, start(orchestrator, user, prompt))
 
     found = next(data for _, kind, data in events if kind == "tool_result")["output"]
     assert [(r["prompt"], r["status"], r["answer"]) for r in found] == [(earlier, "completed", "Launch on Tuesday.")]

@@ -7,12 +7,12 @@ import time
 import pytest
 import requests
 
-from tests.conftest import service_env, wait_for
-from tests.orchestrator.test_agent_openai import kinds, stored, stream
-from tests.orchestrator.test_liveness import kill_instance
 from tests.support import fake_model
 from tests.support.accounts import sign_up
 from tests.support.fake_model import answer, call_tools
+from tests.support.processes import kill_instance
+from tests.support.runs import follow_run, kinds, stored_events
+from tests.support.services import service_env, wait_for
 
 
 @pytest.fixture
@@ -72,9 +72,9 @@ def test_an_approval_tool_waits_holding_nothing_and_an_answer_from_another_insta
     run_id = start(a, user, prompt)
     waiting = wait_until_waiting(db, run_id)
 
-    assert kinds(stored(approval_env["DATABASE_URL"], run_id))[-2:] == ["tool_call", "input_required"]
-    assert "message" in kinds(stored(approval_env["DATABASE_URL"], run_id))
-    request = stored(approval_env["DATABASE_URL"], run_id)[-1][2]
+    assert kinds(stored_events(approval_env["DATABASE_URL"], run_id))[-2:] == ["tool_call", "input_required"]
+    assert "message" in kinds(stored_events(approval_env["DATABASE_URL"], run_id))
+    request = stored_events(approval_env["DATABASE_URL"], run_id)[-1][2]
     assert request == {"id": "mail_1", "tool": "record", "input": {"line": "email to ada"}}
     assert (waiting["lease_owner"], waiting["lease_expires_at"]) == (None, None)  # no lease
     assert not tool_log.exists()  # the tool did not run
@@ -90,7 +90,7 @@ def test_an_approval_tool_waits_holding_nothing_and_an_answer_from_another_insta
 
     response = answer_input(b, user, run_id, id="mail_1", approve=True)
     assert (response.status_code, response.json()) == (202, {"id": run_id, "status": "queued"})
-    events = stream(b, user, run_id)
+    events = follow_run(b, user, run_id)
 
     assert kinds(events)[-2:] == ["final", "completed"]
     assert events[-2][2] == {"text": "Drafting it. Sent it."}  # the answer from before the wait too
@@ -115,7 +115,7 @@ def test_a_refusal_reaches_the_model_with_the_comment_and_the_run_goes_on(
     wait_until_waiting(db, run_id)
 
     assert answer_input(orchestrator, user, run_id, id="mail_1", approve=False, comment="Not today").status_code == 202
-    events = stream(orchestrator, user, run_id)
+    events = follow_run(orchestrator, user, run_id)
 
     assert kinds(events)[-1] == "completed"
     assert not tool_log.exists()
@@ -150,8 +150,8 @@ def test_answers_that_cannot_apply_are_refused_without_changing_the_run(start_se
     assert answer_input(orchestrator, user, run_id, id="mail_1", approve=True).status_code == 202
     again = answer_input(orchestrator, user, run_id, id="mail_1", approve=False)
     assert (again.status_code, again.json()["error"]["code"]) == (409, "input_answered")
-    stream(orchestrator, user, run_id)
-    assert kinds(stored(approval_env["DATABASE_URL"], run_id)).count("input") == 1
+    follow_run(orchestrator, user, run_id)
+    assert kinds(stored_events(approval_env["DATABASE_URL"], run_id)).count("input") == 1
 
 
 def test_a_run_waiting_past_run_input_timeout_fails_as_input_timeout(start_service, approval_env, model, db):
@@ -161,7 +161,7 @@ def test_a_run_waiting_past_run_input_timeout_fails_as_input_timeout(start_servi
     run_id = start(orchestrator, user, "Email nobody answers")
     wait_until_waiting(db, run_id)
 
-    events = stream(orchestrator, user, run_id)
+    events = follow_run(orchestrator, user, run_id)
 
     assert events[-1][1] == "failed" and events[-1][2]["reason"] == "input_timeout"
     assert run_row(db, run_id)["error"] == "input_timeout"
@@ -180,7 +180,7 @@ def test_cancel_while_waiting_ends_the_run_at_once(start_service, approval_env, 
 
     assert response.status_code == 202
     assert run_row(db, run_id)["status"] == "cancelled"  # no worker had to act
-    assert kinds(stored(approval_env["DATABASE_URL"], run_id))[-1] == "cancelled"
+    assert kinds(stored_events(approval_env["DATABASE_URL"], run_id))[-1] == "cancelled"
     assert answer_input(orchestrator, user, run_id, id="mail_1", approve=True).status_code == 409
     assert not tool_log.exists()
 
@@ -198,7 +198,7 @@ def test_every_orchestrator_killed_while_a_run_waits_loses_nothing(start_service
     assert run_row(db, run_id)["status"] == "waiting"
     fresh = start_service("orchestrator", approval_env)
     assert answer_input(fresh, user, run_id, id="mail_1", approve=True).status_code == 202
-    events = stream(fresh, user, run_id)
+    events = follow_run(fresh, user, run_id)
 
     assert kinds(events)[-1] == "completed" and kinds(events).count("completed") == 1
     assert tool_log.read_text().count("\n") == 1  # exactly once
@@ -211,10 +211,10 @@ def test_the_simulated_agent_asks_when_the_prompt_says_approve(start_service, or
     run_id = start(orchestrator, user, "Draft the launch email and approve it with me")
     wait_until_waiting(db, run_id)
 
-    request = stored(orchestrator_env["DATABASE_URL"], run_id)[-1]
+    request = stored_events(orchestrator_env["DATABASE_URL"], run_id)[-1]
     assert request[1] == "input_required" and request[2]["tool"] == "send_email"
     assert answer_input(orchestrator, user, run_id, id=request[2]["id"], approve=True).status_code == 202
-    events = stream(orchestrator, user, run_id)
+    events = follow_run(orchestrator, user, run_id)
 
     assert kinds(events)[-1] == "completed"
     sent = [data for _, kind, data in events if kind == "tool_result" and data["tool"] == "send_email"]

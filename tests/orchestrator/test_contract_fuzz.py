@@ -5,9 +5,9 @@ runs, bad resume points); links create runs and threads and then read, cancel, a
 import pytest
 import schemathesis
 
-from tests.conftest import service_env
 from tests.support.accounts import sign_up
 from tests.support.contract import CHECKS, document_path, fuzz_settings, start_fuzzed_service
+from tests.support.services import service_env
 
 schema = schemathesis.openapi.from_path(document_path("orchestrator"))
 

@@ -10,12 +10,11 @@ import pytest
 import requests
 
 from orchestrator.executor import TERMINAL
-from tests.conftest import service_env, wait_for
-from tests.orchestrator.test_liveness import executing_instance, kill_instance
-from tests.sse_clients import worker_pids
 from tests.support import fake_model
 from tests.support.accounts import sign_up
 from tests.support.fake_model import slow
+from tests.support.processes import executing_instance, kill_instance, worker_pids
+from tests.support.services import service_env, wait_for
 
 
 @pytest.fixture

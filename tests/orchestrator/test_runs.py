@@ -11,7 +11,7 @@ from datetime import datetime
 import pytest
 
 from orchestrator.executor import TERMINAL
-from tests.conftest import wait_for
+from tests.support.services import wait_for
 
 SLOW_STEP_MS = 300
 

@@ -8,8 +8,9 @@ import time
 
 import psycopg
 
-from tests.conftest import create_run, wait_for
-from tests.sse_clients import SseClients
+from tests.support.runs import create_run
+from tests.support.services import wait_for
+from tests.support.sse_clients import SseClients
 
 STREAMS = 20
 EXIT_WITHIN = 10  # seconds; gunicorn's graceful_timeout (25) is the hard limit

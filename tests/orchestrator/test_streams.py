@@ -10,7 +10,9 @@ import pytest
 import requests
 
 from orchestrator.executor import TERMINAL
-from tests.conftest import create_run, read_sse, wait_for
+from tests.support.runs import create_run
+from tests.support.services import wait_for
+from tests.support.sse import read_sse
 
 
 def get_run(service, user, run_id):

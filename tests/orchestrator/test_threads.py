@@ -7,11 +7,11 @@ import uuid
 
 import requests
 
-from tests.conftest import service_env, wait_for
-from tests.orchestrator.test_agent_openai import kinds, stream
 from tests.support import fake_model
 from tests.support.accounts import sign_up
 from tests.support.fake_model import answer, call_tools
+from tests.support.runs import follow_run, kinds
+from tests.support.services import service_env, wait_for
 
 
 def new_thread(service, user, **body):
@@ -33,7 +33,7 @@ def run_in(service, user, prompt, thread_id):
     response = post_run(service, user, prompt, thread_id)
     assert response.status_code == 201, response.text
     assert response.json()["threadId"] == thread_id
-    return stream(service, user, response.json()["id"])
+    return follow_run(service, user, response.json()["id"])
 
 
 def test_each_run_of_a_thread_gets_the_turns_before_it_even_across_a_restart(start_service, database_url, model):

@@ -4,9 +4,9 @@ and the relay answer as documented, never a 500, every error in the JSON error s
 import pytest
 import schemathesis
 
-from tests.conftest import service_env
 from tests.support.accounts import sign_up
 from tests.support.contract import CHECKS, document_path, fuzz_settings, start_fuzzed_service
+from tests.support.services import service_env
 
 schema = schemathesis.openapi.from_path(document_path("preview"))
 

@@ -1,6 +1,10 @@
-"""Accounts for tests of services other than the API: real users and sessions, made directly."""
+"""Accounts for the tests and benchmarks: one way to make a user with a live session straight through
+the API's code (`sign_up`), many at once (`create_accounts`), and the API's own sign-up and sign-in
+for tests of those endpoints on an in-process client."""
 
 import uuid
+
+PASSWORD = "correct horse battery"
 
 
 def sign_up(env, user_id=None):
@@ -32,3 +36,15 @@ def create_accounts(database_url, count, password, prefix="load"):
     with connect(database_url) as conn, conn.cursor() as cur:
         cur.executemany("INSERT INTO users (id, password_hash) VALUES (%s, %s)", [(u, password_hash) for u in user_ids])
     return user_ids
+
+
+def register(client, user_id="alice", password=PASSWORD):
+    """POST /auth/register on an API test client; fail unless the account was created."""
+    response = client.post("/auth/register", json={"userId": user_id, "password": password})
+    assert response.status_code == 201, response.json
+    return response
+
+
+def sign_in(client, user_id="alice", password=PASSWORD, **kwargs):
+    """POST /auth/token on an API test client; the response, whatever it is."""
+    return client.post("/auth/token", json={"userId": user_id, "password": password}, **kwargs)

@@ -2,7 +2,6 @@
 
 import json
 import re
-from pathlib import Path
 
 import schemathesis
 from schemathesis.checks import not_a_server_error
@@ -13,7 +12,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+from tests.support.services import ROOT, Service
+
 SERVICES = ("api", "orchestrator", "preview")
 METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
 IGNORED_METHODS = {"HEAD", "OPTIONS"}  # Flask adds them to every route; the document need not list them
@@ -103,6 +103,4 @@ def fuzz_settings(max_examples):
 
 def start_fuzzed_service(module, env, log_dir):
     """Start `module` under gunicorn for a whole test module; the caller stops it."""
-    from tests.conftest import Service
-
     return Service(module, env, log_dir / f"{module}.log").start()

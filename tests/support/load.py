@@ -15,7 +15,7 @@ import psycopg
 import requests
 from psycopg.rows import dict_row
 
-from tests.conftest import read_sse
+from tests.support.sse import read_sse
 
 TERMINAL = ("completed", "failed", "cancelled")
 TIMEOUT = (5, 30)  # connect, read: above the services' 10 s wait for a pooled connection

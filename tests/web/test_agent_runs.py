@@ -7,8 +7,9 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.support import fake_model
+from tests.support.browser import register, screenshot, shown_events, start_run, wait_for_status
 from tests.support.fake_model import call_tools, error, slow
-from tests.web.conftest import register, screenshot, shown_events, start_run, stored_events, wait_for_status
+from tests.support.runs import stored_events
 
 
 @pytest.fixture

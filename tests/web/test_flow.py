@@ -5,16 +5,16 @@ import time
 import psycopg
 from playwright.sync_api import expect
 
-from tests.web.conftest import (
+from tests.support.browser import (
     register,
     screenshot,
     shown_events,
     sign_in,
     start_run,
-    stored_events,
     stored_refresh_token,
     wait_for_status,
 )
+from tests.support.runs import stored_events
 
 
 def test_sign_up_watch_cancel_reload_and_log_out(page, web_stack, database_url):

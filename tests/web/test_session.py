@@ -6,15 +6,8 @@ import psycopg
 import requests
 from playwright.sync_api import expect
 
-from tests.web.conftest import (
-    register,
-    shown_events,
-    sign_in,
-    start_run,
-    stored_events,
-    stored_refresh_token,
-    wait_for_status,
-)
+from tests.support.browser import register, shown_events, sign_in, start_run, stored_refresh_token, wait_for_status
+from tests.support.runs import stored_events
 
 
 def record_token_responses(page):

@@ -9,7 +9,7 @@ The expected values below are worked out from that text, not from the parser's o
 
 import pytest
 
-from tests.conftest import Service
+from tests.support.services import Service
 
 PUBLIC = "http://127.0.0.1:9"  # nothing listens there; the page only needs to be told a URL
 

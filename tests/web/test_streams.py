@@ -5,8 +5,9 @@ import signal
 
 from playwright.sync_api import expect
 
-from tests.sse_clients import worker_pids
-from tests.web.conftest import register, shown_events, start_run, stored_events, wait_for_status
+from tests.support.browser import register, shown_events, start_run, wait_for_status
+from tests.support.processes import worker_pids
+from tests.support.runs import stored_events
 
 
 def test_a_dropped_stream_reconnects_and_resumes_from_the_last_event(page, web_stack, database_url):

@@ -8,7 +8,8 @@ and wait for the user's answer.
 import psycopg
 from playwright.sync_api import expect
 
-from tests.web.conftest import register, screenshot, stored_events
+from tests.support.browser import register, screenshot
+from tests.support.runs import stored_events
 
 APPROVAL = "Please approve sending the summary to the team"
 

@@ -13,8 +13,9 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import create_run
-from tests.sse_clients import SseClients, allow_open_files, proc_status, worker_pids
+from tests.support.processes import allow_open_files, proc_status, worker_pids
+from tests.support.runs import create_run
+from tests.support.sse_clients import SseClients
 
 STREAMS = 1000
 POOL_SIZE = 10

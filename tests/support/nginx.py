@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support.services import ROOT
 
 SITE = ROOT / "deploy" / "nginx" / "oneshot.conf"
 

@@ -12,7 +12,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import ROOT, free_port
+from tests.support.services import ROOT, free_port
 
 PASSWORD = "a password nobody guesses"
 

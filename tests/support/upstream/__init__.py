@@ -1,4 +1,4 @@
-"""A tiny upstream for the Preview Manager's tests (never deployed): `start_service("tests.upstream", env)`.
+"""A tiny upstream for the Preview Manager's tests (never deployed): `start_service("tests.support.upstream", env)`.
 
 It runs under the project's gunicorn.conf.py with gevent workers, like the real services, and serves
 everything under PREFIX so that the proxy can be tested with an `API_URL` that has a path prefix:
@@ -14,7 +14,7 @@ everything under PREFIX so that the proxy can be tested with an `API_URL` that h
 - `/prefix/download?mb=N`: N MiB of PATTERN, in 64 KiB pieces, with a Content-Length.
 - `/prefix/upload`: reads the body in 64 KiB pieces; answers its size and sha256.
 
-gunicorn runs it as `tests.upstream.wsgi:app`, like the services.
+gunicorn runs it as `tests.support.upstream.wsgi:app`, like the services.
 """
 
 import hashlib

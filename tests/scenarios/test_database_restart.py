@@ -15,10 +15,10 @@ from collections import Counter
 import pytest
 import requests
 
-from tests.conftest import create_run
 from tests.support.accounts import create_accounts, sign_up
 from tests.support.invariants import broken_invariants
 from tests.support.load import ApiClient, Probe, StreamFollower, Tally, stored_runs, wait_for_threads
+from tests.support.runs import create_run
 
 CLIENTS = 50
 RUNS = 10

@@ -10,7 +10,7 @@ from flask import Flask
 
 from common import db, state
 from common.lifecycle import shutdown
-from tests.conftest import wait_for
+from tests.support.services import wait_for
 
 POOL_SIZE = 5
 

@@ -1,4 +1,4 @@
-"""A raw-socket SSE client for many simultaneous streams (one thread, `selectors`), and /proc probes.
+"""A raw-socket SSE client for many simultaneous streams (one thread, `selectors`).
 
 Shared by the scale and shutdown tests and by `make bench`: a thousand threads with `requests`
 would measure the client, not the server.
@@ -8,12 +8,10 @@ import codecs
 import errno
 import json
 import os
-import resource
 import selectors
 import socket
 import time
 import urllib.parse
-from pathlib import Path
 
 
 class SseSocket:
@@ -242,29 +240,3 @@ class SseClients:
         for stream in self.streams:
             stream.close()
         self.selector.close()
-
-
-def worker_pids(master_pid):
-    """The pids of gunicorn's workers: the children of its master process."""
-    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
-    return [int(pid) for pid in children]
-
-
-def proc_status(pid, field):
-    """A numeric field of /proc/<pid>/status (VmRSS is in kB, Threads a count)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
-def allow_open_files(needed):
-    """Raise this process's soft limit of open files to the hard one if `needed` would not fit; False
-    if even the hard limit is too low. Call it before starting services: their workers inherit it."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or soft >= needed:
-        return True
-    if hard != resource.RLIM_INFINITY and hard < needed:
-        return False
-    resource.setrlimit(resource.RLIMIT_NOFILE, (needed if hard == resource.RLIM_INFINITY else hard, hard))
-    return True

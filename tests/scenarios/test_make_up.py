@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from common.config_parsers import PLACEHOLDER_SECRET
-from tests.conftest import ROOT, free_port
+from tests.support.services import ROOT, free_port
 
 
 @pytest.fixture

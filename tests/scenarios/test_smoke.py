@@ -18,7 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg
 import pytest
 
-from tests.conftest import ROOT, Service, free_port, fresh_database, service_env
+from tests.support.databases import fresh_database
+from tests.support.services import ROOT, Service, free_port, service_env
 
 SMOKE = ROOT / "bin" / "smoke"
 SYSTEM_PATH = "/usr/bin:/bin"  # Debian's python3, not the project's venv

@@ -18,12 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.conftest import Service, free_port, service_env, wait_for
-from tests.deploy.conftest import SITE, Nginx, site_for_test
-from tests.sse_clients import worker_pids
 from tests.support.accounts import create_accounts, sign_up
 from tests.support.invariants import broken_invariants
 from tests.support.load import ApiClient, StreamFollower, Tally, stored_runs, wait_for_threads
+from tests.support.nginx import SITE, Nginx, site_for_test
+from tests.support.processes import worker_pids
+from tests.support.services import Service, free_port, service_env, wait_for
 
 CLIENTS = 50
 RUNS = 10

@@ -10,8 +10,10 @@ import pytest
 import requests
 
 from orchestrator.executor import TERMINAL
-from tests.conftest import create_run, read_sse, wait_for
-from tests.sse_clients import worker_pids
+from tests.support.processes import worker_pids
+from tests.support.runs import create_run
+from tests.support.services import wait_for
+from tests.support.sse import read_sse
 
 SLOW = {"RUN_STEP_DELAY_MS": "200", "RUN_LEASE_SECONDS": "2"}
 
