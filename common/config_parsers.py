@@ -52,6 +52,7 @@ def parse_whole_number(raw, low, high):
 
 
 def integer(env, name, default, low, high):
+    """A whole number in [low, high] (`parse_whole_number`'s rule), or `default` when unset."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -62,6 +63,7 @@ def integer(env, name, default, low, high):
 
 
 def boolean(env, name, default):
+    """true/false (also 1/0, yes/no, on/off, any case), or `default` when unset."""
     raw = env.get(name, "").strip().lower()
     if not raw:
         return default
@@ -73,6 +75,7 @@ def boolean(env, name, default):
 
 
 def database_url(env, required):
+    """A postgresql:// URL with a host (in the URL or as `host=`), or None when unset and not required."""
     raw = env.get("DATABASE_URL", "").strip()
     if not raw:
         if required:
@@ -90,6 +93,7 @@ def database_url(env, required):
 
 
 def upstream_url(env, name, required):
+    """An http(s) URL with a host and at most a path, without its trailing slash, for a server-side upstream."""
     raw = env.get(name, "").strip()
     if not raw:
         if required:
@@ -106,6 +110,7 @@ def upstream_url(env, name, required):
 
 
 def public_url(env, name, required):
+    """A plain http(s) URL the browser is given and the page's CSP names; the bad value is never repeated."""
     raw = env.get(name, "").strip()
     if not raw:
         if required:
@@ -122,6 +127,7 @@ def public_url(env, name, required):
 
 
 def jwt_secret(env, required):
+    """The signing secret: at least MIN_SECRET_BYTES bytes, and never `.env.example`'s placeholder."""
     raw = env.get("JWT_SECRET", "")
     if not raw:
         if required:
@@ -135,6 +141,7 @@ def jwt_secret(env, required):
 
 
 def origins(env, default):
+    """CORS_ORIGINS as a tuple of exact origins (no wildcard, path or regex character)."""
     raw = env.get("CORS_ORIGINS")
     if raw is None:
         return default
@@ -146,6 +153,7 @@ def origins(env, default):
 
 
 def text(env, name, default, choices=None):
+    """Free text, or (with `choices`) one of them, upper-cased."""
     value = env.get(name, "").strip() or default
     if choices and value.upper() not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
@@ -153,6 +161,7 @@ def text(env, name, default, choices=None):
 
 
 def agent(env, default):
+    """AGENT: a built-in agent's name or the user's own as `package.module:callable`."""
     value = env.get("AGENT", "").strip() or default
     if value not in BUILTIN_AGENTS and not IMPORT_REF_RE.fullmatch(value):
         raise ConfigError(f"AGENT must be simulated, openai or package.module:callable, got {value!r}")
@@ -160,6 +169,7 @@ def agent(env, default):
 
 
 def tools(env, name, default, refs=True):
+    """A CSV of tool names (and, with `refs`, the user's tools as `package.module:name`)."""
     raw = env.get(name)
     if raw is None:
         return default
