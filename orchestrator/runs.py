@@ -5,7 +5,7 @@ import uuid
 import psycopg
 from flask import Blueprint, current_app, g, request
 
-from common import queries
+from common import messages, queries
 from common.bearer import require_auth
 from common.db import get_db
 from common.errors import ApiError, invalid_field
@@ -103,7 +103,7 @@ def create_run():
             ):
                 raise ApiError(404, "thread_not_found", "No such thread.")
             run = queries.one(conn, "insert_run", user_id=g.user_id, prompt=prompt, steps=steps, thread_id=thread_id)
-            publish(conn, journal.status_message(g.user_id, str(run["id"]), "queued"))  # wakes the dispatchers
+            publish(conn, messages.run_status(g.user_id, str(run["id"]), "queued"))  # wakes the dispatchers
     except psycopg.errors.UniqueViolation:  # runs_one_active_per_thread_idx: the thread has an active run
         active = queries.one(conn, "get_thread", thread_id=thread_id, user_id=g.user_id)
         active_id = active and active["active_run_id"] and str(active["active_run_id"])
@@ -147,5 +147,5 @@ def cancel_run(run_id):
             config, count = current_app.extensions["config"], current_app.extensions["executor"].count
             journal.append(conn, config, idle, [("cancelled", {"status": "cancelled"})], count)
         else:
-            publish(conn, journal.cancel_message(str(run["id"])))
+            publish(conn, messages.cancel_run(str(run["id"])))
     return {"id": str(run["id"]), "status": run["status"], "cancelRequested": True}, 202
