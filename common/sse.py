@@ -152,7 +152,13 @@ def fresh_after(item, inbox):
 
 def drive(handler, claims, broker, pool, config):
     """The stream's bytes: retry line, `handler`'s opening, then its live messages until a close."""
-    inbox = broker.subscribe(("user", claims["sub"]), *handler.keys)
+    user_id, session_id, expires = claims["sub"], claims["sid"], claims["exp"]
+    del claims  # the whole decoded token need not live as long as the stream
+
+    def session_live():
+        return session_is_live(pool, session_id, user_id)
+
+    inbox = broker.subscribe(("user", user_id), *handler.keys)
     try:
         yield RETRY
         yield from handler.opening(time.monotonic())
@@ -160,7 +166,7 @@ def drive(handler, claims, broker, pool, config):
             return
         now = time.monotonic()
         deadline, reason = min(
-            (now + config.sse_max_stream_seconds, "max_lifetime"), (now + claims["exp"] - time.time(), "token_expired")
+            (now + config.sse_max_stream_seconds, "max_lifetime"), (now + expires - time.time(), "token_expired")
         )
         heartbeat_due = now + config.sse_heartbeat_seconds
         while True:
@@ -181,16 +187,13 @@ def drive(handler, claims, broker, pool, config):
             if item is HEARTBEAT or item is RESYNC or item.kind == SESSION:
                 # Heartbeats and resyncs re-check the session too: a revocation whose notification
                 # was missed still ends the stream within one heartbeat.
-                since = fresh_after(item, inbox)
-                if not broker.sessions.get(
-                    claims["sid"], since, lambda: session_is_live(pool, claims["sid"], claims["sub"])
-                ):
+                if not broker.sessions.get(session_id, fresh_after(item, inbox), session_live):
                     yield event(handler.last_id, "close", {"reason": "session_revoked"})
                     return
                 if item is HEARTBEAT:
                     yield HEARTBEAT
                 elif item is RESYNC:
-                    yield from handler.on_resync(since)
+                    yield from handler.on_resync(inbox.resynced)
             else:
                 yield from handler.on_message(item)
             if handler.done:
