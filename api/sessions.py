@@ -10,7 +10,7 @@ import secrets
 
 from flask import current_app
 
-from common import queries
+from common import messages, queries
 from common.errors import REALM, ApiError
 from common.notify import publish
 from common.tokens import issue_access_token
@@ -77,7 +77,7 @@ def rotate(conn, config, presented):
         # Rare, so not folded into the rotation: revoke the family and tell every instance, at one commit.
         with conn.transaction():
             queries.revoke_session(conn, session_id=row["session_id"], reason="refresh_token_reused")
-            publish(conn, {"kind": "session", "user": row["user_id"]})
+            publish(conn, messages.session_changed(row["user_id"]))
         current_app.extensions["refresh_reuse"].inc()
         raise ApiError(
             401, "token_reused", "This refresh token was already used; the session is revoked.", headers=CHALLENGE
@@ -89,4 +89,4 @@ def revoke_all(conn, user_id):
     """Revoke every live session of `user_id`; open streams on every instance hear of it at commit."""
     with conn.transaction():
         queries.revoke_user_sessions(conn, user_id=user_id, reason="logout")
-        publish(conn, {"kind": "session", "user": user_id})
+        publish(conn, messages.session_changed(user_id))

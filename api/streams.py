@@ -1,10 +1,11 @@
 """GET /events: the caller's live notifications (their runs' status changes) over SSE."""
 
-from flask import Blueprint, current_app, g, request
+from flask import Blueprint, g, request
 
 from common import sse
-from common.bearer import require_auth, session_is_live
+from common.bearer import require_auth
 from common.errors import invalid_field
+from common.messages import STATUS
 
 bp = Blueprint("events", __name__)
 
@@ -17,32 +18,28 @@ def events():
     # ASCII digits only: str.isdigit() is true of '²', which int() refuses (a 500).
     if raw is not None and not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 100_000):
         raise invalid_field("limit", "must be a whole number from 1 to 100000")
-    limit = int(raw) if raw else None
-    return sse.stream_response(g.user_id, user_stream(current_app.extensions, g.claims, limit))
+    return sse.respond(UserStream(g.user_id, int(raw) if raw else None), g.claims)
 
 
-def user_stream(extensions, claims, limit):
-    """The text of one user's notification stream. Live only: nothing is replayed on reconnect."""
-    pool, broker, config = extensions["db_pool"], extensions["broker"], extensions["config"]
-    inbox = broker.subscribe(("user", claims["sub"]))
-    try:
-        yield f"retry: {sse.RETRY_MS}\n\n"
-        sent = 1
-        yield sse.event(sent, "ready", {"userId": claims["sub"]})
+class UserStream(sse.Handler):
+    """One user's notification stream. Live only: nothing is replayed on reconnect."""
 
-        def session_live():
-            return session_is_live(pool, claims["sid"], claims["sub"])
+    __slots__ = ("user_id", "limit", "last_id", "done")
 
-        signals = sse.watch(inbox, config, claims, session_live)
-        while not (limit and sent >= limit):
-            kind, item = next(signals)
-            if kind == "close":
-                yield sse.event(sent, "close", {"reason": item})
-                return
-            if kind == "heartbeat":
-                yield sse.comment("heartbeat")
-            elif kind == "message" and item.get("kind") == "status":
-                sent += 1
-                yield sse.event(sent, "run", {"runId": item["runId"], "status": item["status"]})
-    finally:
-        broker.unsubscribe(inbox)
+    def __init__(self, user_id, limit):
+        self.user_id, self.limit, self.last_id, self.done = user_id, limit, 0, False
+
+    def _send(self, name, data):
+        self.last_id += 1
+        self.done = self.limit is not None and self.last_id >= self.limit
+        return (sse.event(self.last_id, name, data),)
+
+    def opening(self, since):
+        """`ready`, with the user's id."""
+        return self._send("ready", {"userId": self.user_id})
+
+    def on_message(self, message):
+        """A `run` event for each status change of the user's runs."""
+        if message.kind != STATUS:
+            return ()
+        return self._send("run", {"runId": message.run_id, "status": message.status})

@@ -1,7 +1,10 @@
-"""Server-Sent Events shared by every stream: wire format, the response, per-user caps, the wait loop.
+"""Server-Sent Events: the wire format, and the one driver every stream runs on.
 
-A stream is a generator that never holds a pooled connection: it waits on its Broker queue and
-borrows a connection only to re-read the store or re-check its session.
+A stream is a `Handler` (what to send first, and for each message) run by `respond`, which owns what
+streams share: the per-user cap (429), the `retry:` line, (un)subscribing, heartbeats, the session
+re-check, the deadlines (maximum lifetime, token expiry), shutdown, and the `close` event before any
+server-side close. A stream holds no pooled connection: it waits on its inbox and borrows one only to
+read the store or check its session. Chunks are bytes; a run event's text is made once per process.
 """
 
 import json
@@ -10,35 +13,72 @@ import threading
 import time
 
 import psycopg
-from flask import Response, current_app
+from flask import Response, current_app, request
 
 from common import metrics, notify
+from common.bearer import session_is_live
 from common.errors import ApiError
+from common.messages import SESSION
 from common.notify import RESYNC, SHUTDOWN
 
 RETRY_MS = 3000  # how long a browser waits before reconnecting
+# A heartbeat's session check may reuse an answer this recent (one query a second for all the streams
+# of a session, not one per stream): a missed revocation still ends a stream within a heartbeat and a second.
+CHECK_SLACK = 1.0
+RETRY = f"retry: {RETRY_MS}\n\n".encode()
+HEARTBEAT = b": heartbeat\n\n"
 
 
 def event(event_id, name, data):
     """One SSE event. JSON keeps `data` on one line, so no text inside it can start another event."""
-    return f"id: {event_id}\nevent: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+    return f"id: {event_id}\nevent: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
-def comment(text):
-    """An SSE comment line (heartbeats): ignored by clients, but it keeps proxies and NATs open."""
-    return f": {text}\n\n"
+def shared_event(message):
+    """The SSE bytes of a run-event `Message`, made the first time a stream sends it and kept on the
+    message for every other stream of the process. The same bytes as `event` makes from the row."""
+    if message.text is None:
+        message.text = event(message.seq, message.type, message.data)
+    return message.text
+
+
+class Handler:
+    """What one stream says; `respond` runs it. Override what the stream needs.
+
+    `keys`: broker keys to subscribe to besides the user's own (which carries session changes).
+    `last_id`: the id the `close` event carries. `done`: set when the last event was sent; the
+    driver then ends the stream. Each method returns the chunks (bytes) to send, in order.
+    """
+
+    __slots__ = ()  # subclasses declare theirs: a handler lives as long as its stream
+    keys = ()
+    last_id = 0
+    done = False
+
+    def opening(self, since):
+        """What to send after the retry line, before anything live (a `ready` event, a replay read
+        by a query started at `since` or later: the moment the stream subscribed)."""
+        return ()
+
+    def on_message(self, message):
+        """What to send for one broker `Message` (not session changes: the driver handles those)."""
+        return ()
+
+    def on_resync(self, since):
+        """What to send when messages may have been missed: re-read the store if there is one, with a
+        query started at `since` or later."""
+        return ()
 
 
 class StreamLimiter:
     """Counts the open streams of each user in this process and refuses past the cap."""
 
     def __init__(self, max_per_user, gauge):
-        self.max_per_user = max_per_user
-        self.gauge = gauge
-        self._open = {}
+        self.max_per_user, self.gauge, self._open = max_per_user, gauge, {}
         self._lock = threading.Lock()
 
     def acquire(self, user_id):
+        """Count one more stream of `user_id`; False if they are at the cap already."""
         with self._lock:
             if self._open.get(user_id, 0) >= self.max_per_user:
                 return False
@@ -47,6 +87,7 @@ class StreamLimiter:
         return True
 
     def release(self, user_id):
+        """Count one stream of `user_id` fewer."""
         with self._lock:
             self._open[user_id] -= 1
             if not self._open[user_id]:
@@ -61,60 +102,103 @@ def init_app(app, config):
     app.extensions["sse_limiter"] = StreamLimiter(config.sse_max_streams_per_user, gauge)
 
 
-def stream_response(user_id, chunks):
-    """A text/event-stream response of the `chunks` generator; 429 past the user's cap of open streams."""
-    limiter = current_app.extensions["sse_limiter"]
+def respond(handler, claims):
+    """A text/event-stream response running `handler` for the bearer of `claims`; 429 past their cap."""
+    extensions = current_app.extensions
+    limiter, user_id = extensions["sse_limiter"], claims["sub"]
     if not limiter.acquire(user_id):
         raise ApiError(429, "too_many_streams", "Too many open streams; close one first.", {"Retry-After": "5"})
-    response = Response(chunks, mimetype="text/event-stream")
+    chunks = drive(handler, claims, extensions["broker"], extensions["db_pool"], extensions["config"])
+    # The body goes to the server as it is (direct_passthrough), and iterating it yields the bare
+    # generator: no werkzeug wrapper frames on the saved stack of every idle stream.
+    body = Body(chunks, lambda: limiter.release(user_id))
+    response = Response(body, mimetype="text/event-stream", direct_passthrough=True)
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
-    # Released when the server closes the response, even if the generator never started.
-    response.call_on_close(lambda: limiter.release(user_id))
+    # The Flask request stays reachable from the environ for as long as the server holds that (the
+    # whole stream), with its parsed headers and arguments: the stream needs none of them.
+    request.environ.pop("werkzeug.request", None)
     return response
 
 
-def watch(inbox, config, claims, session_live):
-    """What a stream should do next, forever: ("message", m), ("resync", None), ("heartbeat", None),
-    or finally ("close", reason) — shutdown, token_expired, session_revoked, max_lifetime or unavailable.
+class Body:
+    """A stream's response body: its generator, and the release of its slot in the per-user cap when
+    the server closes the response (which WSGI servers always do, even if it never started)."""
 
-    Heartbeats and resyncs re-check the session too, so a revocation whose notification was missed
-    still ends the stream within one heartbeat.
-    """
-    now = time.monotonic()
-    deadlines = [
-        (now + config.sse_max_stream_seconds, "max_lifetime"),
-        (now + claims["exp"] - time.time(), "token_expired"),
-    ]
-    deadline, reason = min(deadlines)
-    heartbeat_due = now + config.sse_heartbeat_seconds
-    while True:
-        now = time.monotonic()
-        if now >= deadline:
-            yield "close", reason
-            return
+    __slots__ = ("chunks", "release")
+
+    def __init__(self, chunks, release):
+        self.chunks, self.release = chunks, release
+
+    def __iter__(self):
+        return self.chunks
+
+    def close(self):
+        """Stop the generator (it unsubscribes) and free the user's slot."""
         try:
-            item = inbox.get(timeout=max(0.0, min(heartbeat_due, deadline) - now))
-        except queue.Empty:
-            if time.monotonic() < heartbeat_due:
-                continue  # the deadline came first
-            heartbeat_due = time.monotonic() + config.sse_heartbeat_seconds
-            item = "heartbeat"
-        if item == SHUTDOWN:
-            yield "close", "shutdown"
+            self.chunks.close()
+        finally:
+            self.release()
+
+
+def fresh_after(item, inbox):
+    """The moment a database read prompted by `item` must have started at or after to reflect it."""
+    if item is HEARTBEAT:
+        return time.monotonic() - CHECK_SLACK
+    if item is RESYNC:
+        return inbox.resynced
+    return item.received  # a session message: it was sent at a commit before it was received
+
+
+def drive(handler, claims, broker, pool, config):
+    """The stream's bytes: retry line, `handler`'s opening, then its live messages until a close."""
+    user_id, session_id, expires = claims["sub"], claims["sid"], claims["exp"]
+    del claims  # the whole decoded token need not live as long as the stream
+
+    def session_live():
+        return session_is_live(pool, session_id, user_id)
+
+    inbox = broker.subscribe(("user", user_id), *handler.keys)
+    try:
+        yield RETRY
+        yield from handler.opening(time.monotonic())
+        if handler.done:
             return
-        if item in (RESYNC, "heartbeat") or item.get("kind") == "session":
+        now = time.monotonic()
+        deadline, reason = min(
+            (now + config.sse_max_stream_seconds, "max_lifetime"), (now + expires - time.time(), "token_expired")
+        )
+        heartbeat_due = now + config.sse_heartbeat_seconds
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                yield event(handler.last_id, "close", {"reason": reason})
+                return
             try:
-                live = session_live()
-            except psycopg.OperationalError:  # PoolTimeout included
-                yield "close", "unavailable"
+                item = inbox.get(timeout=min(heartbeat_due, deadline) - now)
+            except queue.Empty:
+                if time.monotonic() < heartbeat_due:
+                    continue  # the deadline came first
+                heartbeat_due = time.monotonic() + config.sse_heartbeat_seconds
+                item = HEARTBEAT
+            if item is SHUTDOWN:
+                yield event(handler.last_id, "close", {"reason": "shutdown"})
                 return
-            if not live:
-                yield "close", "session_revoked"
+            if item is HEARTBEAT or item is RESYNC or item.kind == SESSION:
+                # Heartbeats and resyncs re-check the session too: a revocation whose notification
+                # was missed still ends the stream within one heartbeat.
+                if not broker.sessions.get(session_id, fresh_after(item, inbox), session_live):
+                    yield event(handler.last_id, "close", {"reason": "session_revoked"})
+                    return
+                if item is HEARTBEAT:
+                    yield HEARTBEAT
+                elif item is RESYNC:
+                    yield from handler.on_resync(inbox.resynced)
+            else:
+                yield from handler.on_message(item)
+            if handler.done:
                 return
-            if item == RESYNC:
-                yield "resync", None
-            elif item == "heartbeat":
-                yield "heartbeat", None
-            continue
-        yield "message", item
+    except psycopg.OperationalError:  # PoolTimeout included: the database went away mid-stream
+        yield event(handler.last_id, "close", {"reason": "unavailable"})
+    finally:
+        broker.unsubscribe(inbox)

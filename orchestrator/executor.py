@@ -17,7 +17,7 @@ import uuid
 
 import psycopg
 
-from common import queries
+from common import messages, queries
 from common.notify import SHUTDOWN
 from orchestrator import journal
 from orchestrator.execution import Execution
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 TERMINAL = journal.TERMINAL
 POLL_SECONDS = 2.0  # a dispatcher looks at the queue this often even when no notification came
-WAKE_TOPICS = (("topic", journal.QUEUE), ("topic", journal.CANCEL))
+WAKE_TOPICS = (("topic", messages.QUEUE_TOPIC), ("topic", messages.CANCEL_TOPIC))
 
 
 class Executor:
@@ -107,8 +107,8 @@ class Executor:
                 if item == SHUTDOWN:
                     self.draining = True  # runs not yet claimed stay queued for another instance
                     return
-                if isinstance(item, dict) and item.get("kind") == "cancel":
-                    self._stop(item.get("run"), "cancel")
+                if isinstance(item, messages.Message) and item.kind == messages.CANCEL:
+                    self._stop(item.run, "cancel")
         finally:
             self.broker.unsubscribe(inbox)
 

@@ -6,7 +6,7 @@ sequence stays gapless however many instances there are, and NOTIFY goes out onl
 
 import json
 
-from common import queries
+from common import messages, queries
 from common.notify import publish
 
 TERMINAL = ("completed", "failed", "cancelled")
@@ -14,31 +14,11 @@ ACTIVE = ("queued", "running", "waiting")
 # Events that change a run's status; every other event leaves it as it is. A run waits for a person
 # after `input_required`, and is queued again (for any worker to resume) once `input` answers it.
 STATUS_AFTER = {"running": "running", "input_required": "waiting", "input": "queued", **{t: t for t in TERMINAL}}
-# Topics every worker's dispatcher listens to: a run entered the queue; a run must stop.
-QUEUE, CANCEL = "queue", "cancel"
 
 
 def encode(data):
     """An event's data as the one line of JSON that is stored, announced and streamed."""
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def status_message(user_id, run_id, status):
-    """The notification of a run's new status (the API's /events relays it; queued wakes dispatchers)."""
-    message = {"kind": "status", "user": user_id, "runId": run_id, "status": status}
-    if status == "queued":
-        message["topic"] = QUEUE
-    return message
-
-
-def cancel_message(run_id):
-    """The notification asking whichever worker executes `run_id` to stop it now."""
-    return {"kind": "cancel", "run": run_id, "topic": CANCEL}
-
-
-def event_message(run_id, seq, event_type, data):
-    """The notification of one stored event (streams send its data as it came)."""
-    return {"kind": "event", "run": run_id, "seq": seq, "type": event_type, "data": data}
 
 
 def append(conn, config, run, events, on_status=None):
@@ -53,13 +33,13 @@ def append(conn, config, run, events, on_status=None):
         run["last_seq"] += 1
         text = encode(data)
         queries.insert_run_event(conn, run_id=run["id"], seq=run["last_seq"], type=event_type, data=text)
-        publish(conn, event_message(run_id, run["last_seq"], event_type, data))
+        publish(conn, messages.run_event(run_id, run["last_seq"], event_type, data))
         new_status = STATUS_AFTER.get(event_type, status)
         if event_type == "failed":
             error = data.get("reason")
         if new_status != status:
             status = new_status
-            publish(conn, status_message(run["user_id"], run_id, status))
+            publish(conn, messages.run_status(run["user_id"], run_id, status))
             if on_status:
                 on_status(status)
     queries.advance_run(

@@ -5,7 +5,7 @@ import uuid
 import psycopg
 from flask import Blueprint, g, request
 
-from common import queries, state
+from common import messages, queries, state
 from common.bearer import require_auth
 from common.db import get_db
 from common.errors import ApiError, invalid_field
@@ -93,7 +93,7 @@ def queue_run(conn, prompt, steps, thread_id):
             if thread_id and not queries.touch_thread(conn, thread_id=thread_id, user_id=g.user_id, prompt=prompt):
                 raise ApiError(404, "thread_not_found", "No such thread.")
             run = queries.insert_run(conn, user_id=g.user_id, prompt=prompt, steps=steps, thread_id=thread_id)
-            publish(conn, journal.status_message(g.user_id, str(run["id"]), "queued"))  # wakes the dispatchers
+            publish(conn, messages.run_status(g.user_id, str(run["id"]), "queued"))  # wakes the dispatchers
     except psycopg.errors.UniqueViolation:  # runs_one_active_per_thread_idx: the thread has an active run
         active = queries.get_thread(conn, thread_id=thread_id, user_id=g.user_id)
         active_id = active and active["active_run_id"] and str(active["active_run_id"])
@@ -136,5 +136,5 @@ def cancel_run(run_id):
             cancelled = [("cancelled", {"status": "cancelled"})]
             journal.append(conn, state.config(), idle, cancelled, metrics.current().count_run)
         else:
-            publish(conn, journal.cancel_message(str(run["id"])))
+            publish(conn, messages.cancel_run(str(run["id"])))
     return {"id": str(run["id"]), "status": run["status"], "cancelRequested": True}, 202

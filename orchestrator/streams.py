@@ -2,12 +2,12 @@
 
 import re
 
-import psycopg
 from flask import Blueprint, current_app, g, request
 
 from common import queries, sse
-from common.bearer import require_auth, session_is_live
+from common.bearer import require_auth
 from common.errors import ApiError
+from common.messages import EVENT
 from orchestrator.executor import TERMINAL
 from orchestrator.runs import own_run
 
@@ -33,66 +33,59 @@ def run_events(run_id):
     run = own_run(run_id)
     if run["status"] in TERMINAL and after >= run["last_seq"]:
         return "", 204  # the run is over and the client has it all: a browser stops reconnecting
-    stream = RunStream(current_app.extensions, g.claims, str(run["id"]), after)
-    return sse.stream_response(g.user_id, stream.chunks())
+    extensions = current_app.extensions
+    return sse.respond(RunStream(extensions["db_pool"], extensions["broker"], str(run["id"]), after), g.claims)
 
 
-class RunStream:
-    """One client's view of one run; holds no database connection between reads."""
+class RunStream(sse.Handler):
+    """One client's view of one run: the store up to now, then live events until the terminal one.
 
-    def __init__(self, extensions, claims, run_id, after):
-        self.pool, self.broker = extensions["db_pool"], extensions["broker"]
-        self.config, self.claims = extensions["config"], claims
-        self.run_id, self.last = run_id, after
+    Holds no database connection between reads. Its reads of the store go through the broker's
+    shared replays: streams of one run opening (or resyncing) together share one query and its text.
+    """
 
-    def _event(self, seq, event_type, data):
-        self.last = seq
-        return sse.event(seq, event_type, data)
+    __slots__ = ("pool", "broker", "keys", "last_id", "done")
 
-    def _read_store(self):
-        """Events after the last one sent, from the database; (texts, finished)."""
-        texts = []
-        while True:
-            with self.pool.connection(timeout=3) as conn:
-                rows = queries.list_run_events_after(conn, run_id=self.run_id, after=self.last, limit=PAGE)
-            for row in rows:
-                texts.append(self._event(row["seq"], row["type"], row["data"]))
-                if row["type"] in TERMINAL:
-                    return texts, True
-            if len(rows) < PAGE:
-                return texts, False
+    def __init__(self, pool, broker, run_id, after):
+        self.pool, self.broker = pool, broker
+        self.keys, self.last_id, self.done = (("run", run_id),), after, False
 
-    def chunks(self):
-        """The stream's text: retry hint, replay, then live events until the run ends or we must close."""
-        inbox = self.broker.subscribe(("run", self.run_id), ("user", self.claims["sub"]))
-        try:
-            yield f"retry: {sse.RETRY_MS}\n\n"
-            texts, finished = self._read_store()  # subscribed first, so nothing falls in between
-            yield from texts
-            if finished:
-                return
+    def opening(self, since):
+        """Every stored event after the resume point (subscribed first, so nothing falls in between)."""
+        return self._read_store(since)
 
-            def session_live():
-                return session_is_live(self.pool, self.claims["sid"], self.claims["sub"])
+    def on_message(self, message):
+        """The next event as it came, or — after a gap or without its data — the store's."""
+        if message.kind != EVENT or message.seq <= self.last_id:
+            return ()  # not a run event, or one already sent
+        if message.seq != self.last_id + 1 or not message.has_data:
+            return self._read_store(message.received)
+        self.last_id, self.done = message.seq, message.type in TERMINAL
+        return (sse.shared_event(message),)
 
-            for kind, item in sse.watch(inbox, self.config, self.claims, session_live):
-                if kind == "close":
-                    yield sse.event(self.last, "close", {"reason": item})
-                    return
-                if kind == "heartbeat":
-                    yield sse.comment("heartbeat")
-                    continue
-                if kind == "message" and (item.get("kind") != "event" or item["seq"] <= self.last):
-                    continue  # not a run event, or one already sent
-                if kind == "message" and item["seq"] == self.last + 1 and "data" in item:
-                    yield self._event(item["seq"], item["type"], item["data"])
-                    finished = item["type"] in TERMINAL
-                else:  # a resync, a gap, or a payload too large to carry: read the store
-                    texts, finished = self._read_store()
-                    yield from texts
-                if finished:
-                    return
-        except psycopg.OperationalError:  # PoolTimeout included: the database went away mid-stream
-            yield sse.event(self.last, "close", {"reason": "unavailable"})
-        finally:
-            self.broker.unsubscribe(inbox)
+    def on_resync(self, since):
+        """Whatever the store has that was not sent yet."""
+        return self._read_store(since)
+
+    def _read_store(self, since):
+        """The stored events after the last one sent, read by a query started at `since` or later."""
+        run_id, after = self.keys[0][1], self.last_id
+        events = self.broker.replays.get((run_id, after), since, lambda: read_events(self.pool, run_id, after))
+        if events:
+            self.last_id, self.done = events[-1][0], events[-1][1] in TERMINAL
+        return [text for _, _, text in events]
+
+
+def read_events(pool, run_id, after):
+    """A run's stored events after `after`, up to its terminal one: [(seq, type, SSE bytes)]."""
+    events = []
+    while True:
+        with pool.connection(timeout=3) as conn:
+            rows = queries.list_run_events_after(conn, run_id=run_id, after=after, limit=PAGE)
+        for row in rows:
+            events.append((row["seq"], row["type"], sse.event(row["seq"], row["type"], row["data"])))
+            if row["type"] in TERMINAL:
+                return events
+        if len(rows) < PAGE:
+            return events
+        after = rows[-1]["seq"]
