@@ -1,11 +1,11 @@
 """GET /events: the caller's live notifications (their runs' status changes) over SSE."""
 
-from flask import Blueprint, g, request
+from flask import Blueprint, g
 
 from common import sse
 from common.bearer import require_auth
-from common.errors import invalid_field
 from common.messages import STATUS
+from common.validation import query_number
 
 bp = Blueprint("events", __name__)
 
@@ -14,11 +14,8 @@ bp = Blueprint("events", __name__)
 @require_auth
 def events():
     """`ready` first, then a `run` event per status change; `?limit=N` closes after N events."""
-    raw = request.args.get("limit")
-    # ASCII digits only: str.isdigit() is true of '²', which int() refuses (a 500).
-    if raw is not None and not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 100_000):
-        raise invalid_field("limit", "must be a whole number from 1 to 100000")
-    return sse.respond(UserStream(g.user_id, int(raw) if raw else None), g.claims)
+    limit = query_number("limit", None, 1, 100_000)
+    return sse.respond(UserStream(g.user_id, limit), g.claims)
 
 
 class UserStream(sse.Handler):

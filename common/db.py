@@ -107,7 +107,6 @@ def init_app(app, config):
     )
     pool.open(wait=True, timeout=CONNECT_TIMEOUT)
     state.of(app).pool = pool
-    app.extensions["db_pool"] = pool  # still read by key in both streams modules (a later pass)
     app.teardown_appcontext(_release)
     # Closed on shutdown so its background threads (greenlets) stop cleanly.
     on_shutdown(app, pool.close)

@@ -17,7 +17,7 @@ from collections import defaultdict
 
 import psycopg
 
-from common import messages, queries
+from common import messages, queries, state
 from common.lifecycle import on_shutdown, on_worker_start
 from common.shared_reads import SharedReads
 
@@ -170,7 +170,7 @@ class Broker:
 def init_app(app, config):
     """Start this process's broker; close its streams on SIGTERM and at shutdown."""
     broker = Broker(config.database_url).start()
-    app.extensions["broker"] = broker
+    state.of(app).broker = broker
     on_worker_start(app, lambda worker: broker.watch(lambda: worker.alive))
     on_shutdown(app, broker.close)
     return broker

@@ -13,9 +13,9 @@ import threading
 import time
 
 import psycopg
-from flask import Response, current_app, request
+from flask import Response, request
 
-from common import metrics, notify
+from common import metrics, notify, state
 from common.bearer import session_is_live
 from common.errors import ApiError
 from common.messages import SESSION
@@ -99,16 +99,16 @@ def init_app(app, config):
     """Give the app a LISTEN broker for its streams and a per-user limiter of open streams."""
     notify.init_app(app, config)
     gauge = metrics.gauge(app, "oneshot_sse_streams_open", "SSE streams open now.")
-    app.extensions["sse_limiter"] = StreamLimiter(config.sse_max_streams_per_user, gauge)
+    state.of(app).stream_limiter = StreamLimiter(config.sse_max_streams_per_user, gauge)
 
 
 def respond(handler, claims):
     """A text/event-stream response running `handler` for the bearer of `claims`; 429 past their cap."""
-    extensions = current_app.extensions
-    limiter, user_id = extensions["sse_limiter"], claims["sub"]
+    held = state.of()
+    limiter, user_id = held.stream_limiter, claims["sub"]
     if not limiter.acquire(user_id):
         raise ApiError(429, "too_many_streams", "Too many open streams; close one first.", {"Retry-After": "5"})
-    chunks = drive(handler, claims, extensions["broker"], extensions["db_pool"], extensions["config"])
+    chunks = drive(handler, claims, held.broker, held.pool, held.config)
     # The body goes to the server as it is (direct_passthrough), and iterating it yields the bare
     # generator: no werkzeug wrapper frames on the saved stack of every idle stream.
     body = Body(chunks, lambda: limiter.release(user_id))

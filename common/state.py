@@ -35,6 +35,8 @@ class AppState:
     openapi_document: dict | None = None  # GET /openapi.json (common.openapi)
     metrics: Any = None  # the service's domain metrics: api/metrics.py, orchestrator/metrics.py, preview/metrics.py
     upstream: Any = None  # the Preview Manager's HTTP session to API_URL
+    broker: Broker | None = None  # services with streams or a run queue (common.notify)
+    stream_limiter: Any = None  # open streams per user in this process (common.sse)
     shutdown_hooks: list[Callable[[], None]] = field(default_factory=list)  # common.lifecycle
     worker_hooks: list[Callable[[Any], None]] = field(default_factory=list)
 
@@ -66,8 +68,7 @@ def pool() -> ConnectionPool:
 
 def broker(app=None) -> Broker:
     """This process's LISTEN/NOTIFY broker, started by common.notify.init_app."""
-    # common/notify.py still files it under its own key; moving it into AppState is a later pass.
-    return (current_app if app is None else app).extensions["broker"]
+    return of(app).broker
 
 
 def metrics_registry(app):

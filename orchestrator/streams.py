@@ -1,11 +1,10 @@
 """GET /runs/<id>/events: a run's stored events, then its live ones, then its terminal event."""
 
-import re
+from flask import Blueprint, g, request
 
-from flask import Blueprint, current_app, g, request
-
-from common import queries, sse
+from common import queries, sse, state
 from common.bearer import require_auth
+from common.config_parsers import parse_whole_number
 from common.errors import ApiError
 from common.messages import EVENT
 from orchestrator.executor import TERMINAL
@@ -13,16 +12,19 @@ from orchestrator.runs import own_run
 
 bp = Blueprint("streams", __name__)
 
-EVENT_ID_RE = re.compile(r"[0-9]{1,9}")  # not \d, which takes any script's digits
+MAX_EVENT_ID = 999_999_999  # sequence numbers are 32-bit integers in the store
 PAGE = 500
 
 
 def resume_point():
     """The sequence number to resume after: Last-Event-ID (a reconnecting browser), else ?after=, else 0."""
     raw = (request.headers.get("Last-Event-ID") or request.args.get("after") or "0").strip()
-    if not EVENT_ID_RE.fullmatch(raw):
-        raise ApiError(400, "invalid_last_event_id", "Last-Event-ID / after must be an event id (a whole number).")
-    return int(raw)
+    try:
+        return parse_whole_number(raw, 0, MAX_EVENT_ID)
+    except ValueError:
+        raise ApiError(
+            400, "invalid_last_event_id", "Last-Event-ID / after must be an event id (a whole number)."
+        ) from None
 
 
 @bp.get("/runs/<run_id>/events")
@@ -33,8 +35,8 @@ def run_events(run_id):
     run = own_run(run_id)
     if run["status"] in TERMINAL and after >= run["last_seq"]:
         return "", 204  # the run is over and the client has it all: a browser stops reconnecting
-    extensions = current_app.extensions
-    return sse.respond(RunStream(extensions["db_pool"], extensions["broker"], str(run["id"]), after), g.claims)
+    held = state.of()
+    return sse.respond(RunStream(held.pool, held.broker, str(run["id"]), after), g.claims)
 
 
 class RunStream(sse.Handler):

@@ -14,7 +14,7 @@ import pytest
 from psycopg_pool import ConnectionPool
 
 from api import sessions
-from common import messages, sse
+from common import messages, sse, state
 from common.db import connect
 from common.notify import RESYNC, Broker
 
@@ -79,7 +79,7 @@ def start(handler, claims, broker, pool, settings=SETTINGS):
 def test_the_stream_opens_relays_messages_sends_heartbeats_and_closes_when_the_session_is_revoked(
     app, user, broker, env
 ):
-    pool = app.extensions["db_pool"]
+    pool = state.of(app).pool
     handler = Echo()
     chunks = start(handler, user, broker, pool)
     assert parse(next(chunks)) == {"id": "1", "event": "hello", "data": {}}
@@ -97,7 +97,7 @@ def test_the_stream_opens_relays_messages_sends_heartbeats_and_closes_when_the_s
 
 
 def test_a_revocation_whose_notification_was_missed_ends_the_stream_at_the_next_heartbeat(app, user, broker, env):
-    chunks = start(Echo(), user, broker, app.extensions["db_pool"])
+    chunks = start(Echo(), user, broker, state.of(app).pool)
     next(chunks)
     with connect(env["DATABASE_URL"]) as conn:
         sessions.revoke_all(conn, user["sub"])
@@ -113,7 +113,7 @@ def test_a_resync_re_checks_the_session_then_lets_the_handler_re_read(app, user,
         handler,
         user,
         broker,
-        app.extensions["db_pool"],
+        state.of(app).pool,
         SimpleNamespace(**{**vars(SETTINGS), "sse_heartbeat_seconds": 60}),
     )
     next(chunks)
@@ -132,7 +132,7 @@ def test_a_resync_re_checks_the_session_then_lets_the_handler_re_read(app, user,
 )
 def test_the_stream_closes_at_its_first_deadline_saying_which(app, user, broker, settings, expires_in, reason):
     claims = {**user, "exp": time.time() + expires_in}
-    chunks = start(Echo(), claims, broker, app.extensions["db_pool"], settings)
+    chunks = start(Echo(), claims, broker, state.of(app).pool, settings)
     next(chunks)
     assert parse(next(chunks)) == {"id": "1", "event": "close", "data": {"reason": reason}}
     with pytest.raises(StopIteration):
@@ -140,7 +140,7 @@ def test_the_stream_closes_at_its_first_deadline_saying_which(app, user, broker,
 
 
 def test_shutdown_closes_the_stream_with_a_final_event(app, user, broker):
-    chunks = start(Echo(), user, broker, app.extensions["db_pool"])
+    chunks = start(Echo(), user, broker, state.of(app).pool)
     next(chunks)
     broker.close()
     assert parse(next(chunks)) == {"id": "1", "event": "close", "data": {"reason": "shutdown"}}
@@ -148,7 +148,7 @@ def test_shutdown_closes_the_stream_with_a_final_event(app, user, broker):
 
 
 def test_a_handler_done_after_its_opening_ends_the_stream_without_a_close_event(app, user, broker):
-    chunks = start(Echo(done=True), user, broker, app.extensions["db_pool"])
+    chunks = start(Echo(done=True), user, broker, state.of(app).pool)
     assert parse(next(chunks))["event"] == "hello"
     with pytest.raises(StopIteration):
         next(chunks)
@@ -187,7 +187,7 @@ def test_past_the_per_user_cap_a_stream_is_refused_with_429_until_one_closes(mak
 
 
 def test_streams_of_one_session_share_its_checks_but_never_one_older_than_the_message(app, user, broker, env):
-    pool = app.extensions["db_pool"]
+    pool = state.of(app).pool
     first, second = (start(Echo(), user, broker, pool) for _ in range(2))
     next(first), next(second)
     with connect(env["DATABASE_URL"]) as conn:
