@@ -1,7 +1,5 @@
 """Streams and runs stay truthful when things go wrong: dead executors, logouts, expiry, lost listeners."""
 
-import os
-import signal
 import threading
 import time
 
@@ -10,7 +8,7 @@ import pytest
 import requests
 
 from orchestrator.executor import TERMINAL
-from tests.support.processes import worker_pids
+from tests.support.processes import executing_instance, kill_instance
 from tests.support.runs import create_run
 from tests.support.services import wait_for
 from tests.support.sse import read_sse
@@ -33,20 +31,6 @@ def collect(response, into):
     thread = threading.Thread(target=read_sse, args=(response,), kwargs={"into": into}, daemon=True)
     thread.start()
     return thread
-
-
-def kill_instance(service):
-    """SIGKILL gunicorn's workers and master at once: nothing gets to clean up."""
-    for pid in [*worker_pids(service.proc.pid), service.proc.pid]:
-        os.kill(pid, signal.SIGKILL)
-    service.proc.wait(10)
-
-
-def executing_instance(db, run_id, *services):
-    """The service whose worker process holds the run's lease."""
-    owner = db.execute("SELECT lease_owner FROM runs WHERE id = %s", (run_id,)).fetchone()["lease_owner"]
-    pid = int(owner.split(":")[1])
-    return next(s for s in services if pid in worker_pids(s.proc.pid))
 
 
 def test_a_killed_executor_s_run_is_failed_by_another_instance_within_the_lease_bound(
