@@ -21,8 +21,7 @@ def create_service_app(name, config, readiness_checks=None, untimed_paths=(), co
     app.extensions["config"] = config
     app.extensions["readiness_checks"] = readiness_checks or {}
     errors.init_app(app)
-    http.init_app(app)
-    cors.init_app(app, config.cors_origins if cors_origins is None else cors_origins)
-    metrics.init_app(app, untimed_paths)
+    cors_on = cors.init_app(app, config.cors_origins if cors_origins is None else cors_origins)
+    http.init_app(app, metrics.init_app(app, untimed_paths), vary_origin=cors_on)
     app.register_blueprint(health.bp)
     return app
