@@ -1,5 +1,6 @@
 """Accounts and tokens: register, sign in, refresh, log out."""
 
+import functools
 import re
 
 import psycopg.errors
@@ -27,7 +28,14 @@ def _password(body):
 
 
 def _issued(grant):
-    current_app.extensions["tokens_issued"].labels(grant=grant).inc()
+    """Count a token pair issued under `grant` (the views count; sessions.py only issues)."""
+    _labelled(current_app.extensions["tokens_issued"], grant).inc()
+
+
+@functools.lru_cache(maxsize=64)
+def _labelled(counter, grant):
+    # Kept per (counter, grant): `labels()` sorts and validates its arguments on every call.
+    return counter.labels(grant=grant)
 
 
 @bp.post("/register")
@@ -63,11 +71,10 @@ def token():
 def _check_password(conn, config, user_id, password):
     """The account if `password` is right; 401 alike for a wrong password and an unknown user."""
     user_key = user_id.lower()
-    attempt_id = throttle.admit(conn, config, user_key, client_address(config.trusted_proxy_hops))
+    throttle.admit(conn, config, user_key, client_address(config.trusted_proxy_hops))
     user = queries.one(conn, "get_user_for_login", user_id=user_id)
     if not passwords.verify_password(user and user["password_hash"], password):
         raise ApiError(401, "invalid_credentials", "Wrong userId or password.", headers=sessions.CHALLENGE)
-    queries.execute(conn, "delete_login_attempt", attempt_id=attempt_id)
     throttle.succeeded(conn, config, user_key)
     if passwords.needs_rehash(user["password_hash"]):
         new_hash = passwords.hash_password(password)
@@ -79,7 +86,11 @@ def _check_password(conn, config, user_id, password):
 def refresh():
     """Exchange a refresh token for a new pair; the presented token is spent."""
     presented = string_field(json_body(), "refreshToken", 1, 512)
-    pair = sessions.rotate(get_db(), current_app.extensions["config"], presented)
+    try:
+        pair = sessions.rotate(get_db(), current_app.extensions["config"], presented)
+    except sessions.TokenReused:
+        current_app.extensions["refresh_reuse"].inc()
+        raise
     _issued("refresh_token")
     return pair
 
