@@ -19,9 +19,7 @@ def create_app(config=None):
     db.init_app(app, config)
     openapi.init_app(app, Path(__file__).with_name("openapi.json"))
     sse.init_app(app, config)
-    domain = state.of(app).metrics = metrics.create(app)
-    # Still read by key in api/accounts.py and api/sessions.py (a later pass).
-    app.extensions["tokens_issued"], app.extensions["refresh_reuse"] = domain.tokens_issued, domain.refresh_reuse
+    state.of(app).metrics = metrics.create(app)
 
     from api import accounts, me, streams
 

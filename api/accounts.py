@@ -1,12 +1,13 @@
 """Accounts and tokens: register, sign in, refresh, log out."""
 
+import functools
 import re
 
 import psycopg.errors
-from flask import Blueprint, current_app, g
+from flask import Blueprint, g
 
-from api import passwords, sessions, throttle
-from common import queries
+from api import metrics, passwords, sessions, throttle
+from common import queries, state
 from common.bearer import require_auth
 from common.db import get_db
 from common.errors import ApiError
@@ -28,7 +29,14 @@ def _password(body):
 
 
 def _issued(grant):
-    current_app.extensions["tokens_issued"].labels(grant=grant).inc()
+    """Count a token pair issued under `grant` (the views count; sessions.py only issues)."""
+    _labelled(metrics.current().tokens_issued, grant).inc()
+
+
+@functools.lru_cache(maxsize=64)
+def _labelled(counter, grant):
+    # Kept per (counter, grant): `labels()` sorts and validates its arguments on every call.
+    return counter.labels(grant=grant)
 
 
 @bp.post("/register")
@@ -47,7 +55,7 @@ def register():
 @bp.post("/token")
 def token():
     """Sign in with userId and password; throttled per user and per client address."""
-    config, conn = current_app.extensions["config"], get_db()
+    config, conn = state.config(), get_db()
     body = json_body()
     user_id = _user_id(body)
     if config.auth_allow_passwordless and "password" not in body:
@@ -64,11 +72,10 @@ def token():
 def _check_password(conn, config, user_id, password):
     """The account if `password` is right; 401 alike for a wrong password and an unknown user."""
     user_key = user_id.lower()
-    attempt_id = throttle.admit(conn, config, user_key, client_address(config.trusted_proxy_hops))
+    throttle.admit(conn, config, user_key, client_address(config.trusted_proxy_hops))
     user = queries.get_user_for_login(conn, user_id=user_id)
     if not passwords.verify_password(user and user["password_hash"], password):
         raise ApiError(401, "invalid_credentials", "Wrong userId or password.", headers=sessions.CHALLENGE)
-    queries.delete_login_attempt(conn, attempt_id=attempt_id)
     throttle.succeeded(conn, config, user_key)
     if passwords.needs_rehash(user["password_hash"]):
         new_hash = passwords.hash_password(password)
@@ -80,7 +87,11 @@ def _check_password(conn, config, user_id, password):
 def refresh():
     """Exchange a refresh token for a new pair; the presented token is spent."""
     presented = string_field(json_body(), "refreshToken", 1, 512)
-    pair = sessions.rotate(get_db(), current_app.extensions["config"], presented)
+    try:
+        pair = sessions.rotate(get_db(), state.config(), presented)
+    except sessions.TokenReused:
+        metrics.current().refresh_reuse.inc()
+        raise
     _issued("refresh_token")
     return pair
 

@@ -8,8 +8,6 @@ presented again revokes the family.
 import hashlib
 import secrets
 
-from flask import current_app
-
 from common import messages, queries
 from common.errors import REALM, ApiError
 from common.notify import publish
@@ -17,6 +15,15 @@ from common.tokens import issue_access_token
 
 # Every 401 names its scheme (RFC 9110 §15.5.2), also when what failed was a password or refresh token.
 CHALLENGE = {"WWW-Authenticate": REALM}
+
+
+class TokenReused(ApiError):
+    """401: a spent refresh token was presented again; its session is revoked."""
+
+    def __init__(self):
+        super().__init__(
+            401, "token_reused", "This refresh token was already used; the session is revoked.", headers=CHALLENGE
+        )
 
 
 def _hash(refresh_token):
@@ -63,7 +70,7 @@ def start_passwordless(conn, config, user_id):
 
 
 def rotate(conn, config, presented):
-    """Exchange a refresh token for a new pair, or raise 401 (`token_reused` revokes the session)."""
+    """Exchange a refresh token for a new pair, or raise 401 (`TokenReused` revokes the session)."""
     successor = _new_refresh_token()
     row = queries.rotate_refresh_token(
         conn,
@@ -78,10 +85,7 @@ def rotate(conn, config, presented):
         with conn.transaction():
             queries.revoke_session(conn, session_id=row["session_id"], reason="refresh_token_reused")
             publish(conn, messages.session_changed(row["user_id"]))
-        current_app.extensions["refresh_reuse"].inc()
-        raise ApiError(
-            401, "token_reused", "This refresh token was already used; the session is revoked.", headers=CHALLENGE
-        )
+        raise TokenReused()
     raise ApiError(401, "invalid_refresh_token", "The refresh token is unknown or expired.", headers=CHALLENGE)
 
 

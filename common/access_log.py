@@ -24,6 +24,11 @@ def _request_id(headers):
 class AccessLogger(Logger):
     """gunicorn's Logger, except that `access` gathers only the atoms `common.logs` uses."""
 
+    def setup(self, cfg):
+        """gunicorn's setup; the access format is read here once (each `cfg.` read is a settings lookup)."""
+        super().setup(cfg)
+        self._access_format = cfg.access_log_format
+
     def access(self, resp, req, environ, request_time):
         """Log one request: peer, method, path and query, status, bytes, duration, request id, agent."""
         if not self.access_log_enabled or not self.access_log.isEnabledFor(logging.INFO):
@@ -46,7 +51,7 @@ class AccessLogger(Logger):
         try:
             # What Logger.info would make, without its search of the stack for the caller's line.
             record = self.access_log.makeRecord(
-                self.access_log.name, logging.INFO, __file__, 0, self.cfg.access_log_format, (atoms,), None
+                self.access_log.name, logging.INFO, __file__, 0, self._access_format, (atoms,), None
             )
             self.access_log.handle(record)
         except Exception:

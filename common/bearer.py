@@ -2,9 +2,9 @@
 
 import functools
 
-from flask import current_app, g, request
+from flask import g, request
 
-from common import queries
+from common import queries, state
 from common.db import get_db
 from common.errors import unauthorized
 from common.tokens import InvalidToken, verify_access_token
@@ -28,7 +28,7 @@ def authenticate():
     token = bearer_token()
     if token is None:
         raise unauthorized("Authentication required.", invalid_token=False)
-    config = current_app.extensions["config"]
+    config = state.config()
     try:
         claims = verify_access_token(config, token)
     except InvalidToken:

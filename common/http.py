@@ -5,9 +5,9 @@ Reading and checking what a request sent (JSON bodies, fields, numbers) is commo
 
 import ipaddress
 import re
-import uuid
+import secrets
 
-from flask import g, request
+from flask import request
 
 from common.logs import request_id_var
 
@@ -26,29 +26,75 @@ SECURITY_HEADERS = {
 _DEFAULT_HEADERS = [*SECURITY_HEADERS.items(), ("Cache-Control", "no-store")]
 
 
-def init_app(app):
-    """Attach request-id and security-header hooks."""
+def request_id():
+    """The id of the request being served (None outside a request)."""
+    return request_id_var.get()
 
-    @app.before_request
-    def assign_request_id():
-        # Read from the WSGI environ: werkzeug's `headers.get` raises and catches an error when absent.
-        inbound = request.environ.get("HTTP_X_REQUEST_ID", "")
-        g.request_id = inbound if REQUEST_ID_RE.match(inbound) else uuid.uuid4().hex
-        g.request_id_token = request_id_var.set(g.request_id)
 
-    @app.after_request
-    def add_headers(response):
-        headers = response.headers
-        headers["X-Request-Id"] = g.get("request_id") or uuid.uuid4().hex
-        # One pass over the headers the view set, instead of a search per default header.
-        present = {name.lower() for name in headers.keys()}
+def init_app(app, metrics=None, vary_origin=False):
+    """Wrap the app in `RequestEdge`: request ids, default headers, Vary: Origin and request metrics."""
+    app.wsgi_app = RequestEdge(app.wsgi_app, metrics, vary_origin)
+
+
+class RequestEdge:
+    """The WSGI layer every request of a service passes through, in one place and one pass.
+
+    It gives the request its id (a well-formed inbound X-Request-Id, else a new one) for the log lines
+    written while it runs, and adds to the response's header list X-Request-Id, the security headers
+    and Cache-Control the view did not set, and (`vary_origin`, for CORS-enabled services) Vary:
+    Origin: every answer depends on Origin, errors too. `metrics` (common.metrics.RequestMetrics)
+    times the request. Done here rather than in Flask's before/after/teardown hooks, which cost a
+    `g` or werkzeug `Headers` round per hook and measured ~45 us of a /health under gevent (py-spy).
+    """
+
+    def __init__(self, wsgi_app, metrics=None, vary_origin=False):
+        self.wsgi_app, self.metrics, self.vary_origin = wsgi_app, metrics, vary_origin
+
+    def __call__(self, environ, start_response):
+        """Serve one request with its id set for logging, and finish its headers on the way out."""
+        inbound = environ.get("HTTP_X_REQUEST_ID")
+        rid = inbound if inbound and REQUEST_ID_RE.match(inbound) else secrets.token_hex(16)
+        token = request_id_var.set(rid)
+        metrics = self.metrics
+        started = metrics.start(environ) if metrics is not None else None
+
+        def start(status, headers, exc_info=None):
+            self._finish_headers(headers, rid)
+            if started is not None:
+                metrics.observe(environ, status, started)
+            return start_response(status, headers, exc_info)
+
+        try:
+            return self.wsgi_app(environ, start)
+        except BaseException:
+            if started is not None:  # an exception no error handler turned into a response
+                metrics.failed(environ)
+            raise
+        finally:
+            request_id_var.reset(token)
+
+    def _finish_headers(self, headers, rid):
+        """Add the request id and the default headers to a WSGI header list, in place."""
+        present = {name.lower() for name, _ in headers}
+        if "x-request-id" in present:  # ours wins: it is the one in the logs
+            headers[:] = [(name, value) for name, value in headers if name.lower() != "x-request-id"]
+        headers.append(("X-Request-Id", rid))
         headers.extend([(name, value) for name, value in _DEFAULT_HEADERS if name.lower() not in present])
-        return response
+        if self.vary_origin:
+            if "vary" not in present:
+                headers.append(("Vary", "Origin"))
+            else:
+                _add_vary_origin(headers)
 
-    @app.teardown_request
-    def forget_request_id(_exc):
-        if "request_id_token" in g:
-            request_id_var.reset(g.pop("request_id_token"))
+
+def _add_vary_origin(headers):
+    """Name Origin in the (first) Vary header of a WSGI header list, unless it is already there."""
+    for i, (name, value) in enumerate(headers):
+        if name.lower() == "vary":
+            tokens = {token.strip().lower() for token in value.split(",")}
+            if "origin" not in tokens and "*" not in tokens:
+                headers[i] = (name, f"{value}, Origin" if value.strip() else "Origin")
+            return
 
 
 def client_address(trusted_hops):

@@ -40,6 +40,9 @@ _PATTERNS = [
 # text with none of them is returned as it is, without running the patterns.
 _MAY_HOLD_SECRET = re.compile(r"[\"':=\s]|eyJ")
 
+# One encoder for every line: json.dumps(..., default=str) builds a new one per call.
+_ENCODER = json.JSONEncoder(default=str)
+
 _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
@@ -99,13 +102,13 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record):
         entry = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": f"{self._second(int(record.created))}.{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
         }
         if record.name == "gunicorn.access" and isinstance(record.args, dict) and not record.exc_info:
             entry.update(_access_fields(record.args))  # redacted field by field
-            return json.dumps(entry, default=str)
+            return _ENCODER.encode(entry)
         entry["msg"] = _message(record)
         request_id = request_id_var.get()
         if request_id:
@@ -113,7 +116,15 @@ class JsonFormatter(logging.Formatter):
         entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS})
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(redact(entry), default=str)
+        return _ENCODER.encode(redact(entry))
+
+    _last_second = (None, "")
+
+    def _second(self, second):
+        """`second` (epoch) as UTC ISO 8601 to the second; formatted once per second, not once per line."""
+        if self._last_second[0] != second:
+            self._last_second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        return self._last_second[1]
 
 
 def exit_with_error(message, logger="oneshot"):

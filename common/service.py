@@ -19,11 +19,8 @@ def create_service_app(name, config, readiness_checks=None, untimed_paths=(), co
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.json.sort_keys = False
     state.init_app(app, config, readiness_checks)
-    # Still read by key in common/bearer.py, api/accounts.py and both streams modules (a later pass).
-    app.extensions["config"] = config
     errors.init_app(app)
-    http.init_app(app)
-    cors.init_app(app, config.cors_origins if cors_origins is None else cors_origins)
-    metrics.init_app(app, untimed_paths)
+    cors_on = cors.init_app(app, config.cors_origins if cors_origins is None else cors_origins)
+    http.init_app(app, metrics.init_app(app, untimed_paths), vary_origin=cors_on)
     app.register_blueprint(health.bp)
     return app

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from flask import current_app
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
     from psycopg_pool import ConnectionPool
 
     from common.config import Config
@@ -35,6 +36,8 @@ class AppState:
     openapi_document: dict | None = None  # GET /openapi.json (common.openapi)
     metrics: Any = None  # the service's domain metrics: api/metrics.py, orchestrator/metrics.py, preview/metrics.py
     upstream: Any = None  # the Preview Manager's HTTP session to API_URL
+    metrics_registry: CollectorRegistry | None = None  # the service's own metrics are made in it (common.metrics)
+    metrics_exporter: Any = None  # prometheus-flask-exporter's object, which serves /metrics
     broker: Broker | None = None  # services with streams or a run queue (common.notify)
     stream_limiter: Any = None  # open streams per user in this process (common.sse)
     shutdown_hooks: list[Callable[[], None]] = field(default_factory=list)  # common.lifecycle
@@ -71,7 +74,6 @@ def broker(app=None) -> Broker:
     return of(app).broker
 
 
-def metrics_registry(app):
+def metrics_registry(app) -> CollectorRegistry:
     """The registry a service's own metrics are created in, made by common.metrics.init_app."""
-    # common/metrics.py still files it under its own key; moving it into AppState is a later pass.
-    return app.extensions["metrics_registry"]
+    return of(app).metrics_registry

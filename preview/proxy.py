@@ -12,11 +12,12 @@ import urllib.parse
 
 import requests
 import urllib3
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, Response, request
 
 from common import state
 from common.bearer import bearer_token
 from common.errors import ApiError, unauthorized
+from common.http import request_id
 from common.tokens import InvalidToken, verify_access_token
 
 bp = Blueprint("proxy", __name__)
@@ -75,7 +76,7 @@ def forwarded_headers(config, claims):
     headers["X-Forwarded-For"] = chain or peer
     headers["X-Forwarded-Proto"] = (trusted and request.headers.get("X-Forwarded-Proto")) or request.scheme
     headers["X-Forwarded-Host"] = (trusted and request.headers.get("X-Forwarded-Host")) or request.host
-    headers["X-Request-Id"] = g.request_id
+    headers["X-Request-Id"] = request_id()
     if claims:
         headers["X-User-Id"] = claims["sub"]
     if request.content_length is not None:

@@ -19,11 +19,12 @@ WHERE (user_key = %(user_key)s OR address = %(address)s)
 
 -- name: delete_login_attempt
 -- returns: rowcount
--- Forget one attempt: it was refused before any password check, or it succeeded.
+-- Forget one attempt: it was refused before any password check (see api/throttle.py).
 DELETE FROM login_attempts WHERE id = %(attempt_id)s;
 
 -- name: clear_user_login_attempts
 -- returns: rowcount
--- A successful sign-in resets the user's count (never the address's) and prunes old rows.
+-- A successful sign-in resets the user's count (never the address's), its own attempt included, and
+-- prunes old rows.
 DELETE FROM login_attempts
 WHERE user_key = %(user_key)s OR attempted_at <= now() - make_interval(secs => %(window)s);

@@ -31,3 +31,21 @@ def test_requests_are_counted_by_endpoint_and_status_and_streams_are_not_timed(c
     ]
     buckets = [s for s in found if s.name == "flask_http_request_duration_seconds_bucket"]
     assert buckets and all(s.labels["le"] for s in buckets)
+
+
+def test_token_pairs_and_refresh_reuse_are_counted_once_each(client):
+    before = samples(client)
+    pair = client.post("/auth/register", json={"userId": "counted", "password": "correct horse battery"})
+    assert pair.status_code == 201
+    pair = client.post("/auth/token", json={"userId": "counted", "password": "correct horse battery"}).json
+    assert client.post("/auth/refresh", json={"refreshToken": pair["refreshToken"]}).status_code == 200
+    reused = client.post("/auth/refresh", json={"refreshToken": pair["refreshToken"]})
+    assert reused.status_code == 401 and reused.json["error"]["code"] == "token_reused"
+    after = samples(client)
+
+    def added(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert added("oneshot_tokens_issued_total", grant="password") == 1
+    assert added("oneshot_tokens_issued_total", grant="refresh_token") == 1
+    assert added("oneshot_refresh_reuse_detected_total") == 1

@@ -10,6 +10,7 @@ import secrets
 import time
 import uuid
 
+import jwt
 import pytest
 
 from common import tokens
@@ -30,6 +31,21 @@ def config():
 def issue(config, issued_at=None):
     token, _ = issue_access_token(config, "alice", uuid.uuid4(), now=issued_at)
     return token
+
+
+def test_an_issued_token_is_the_jws_pyjwt_makes_and_reads(config):
+    # Tokens are signed by hand (common.tokens._encode): PyJWT must read them as its own, and make
+    # the same claims and signature from them.
+    session_id = uuid.uuid4()
+    token, _ = issue_access_token(config, "alice", session_id)
+    assert jwt.get_unverified_header(token) == {"alg": "HS256", "typ": "at+jwt"}
+    claims = jwt.decode(token, config.jwt_secret, algorithms=["HS256"], audience=config.jwt_audience)
+    assert claims["sub"] == "alice" and claims["sid"] == str(session_id) and claims["iss"] == config.jwt_issuer
+    again = jwt.encode(claims, config.jwt_secret, algorithm="HS256", headers={"typ": "at+jwt"})
+    assert again.split(".")[1:] == token.split(".")[1:]  # same payload bytes, same signature
+    forged = token[:-2] + ("AA" if token[-2:] != "AA" else "BB")
+    with pytest.raises(InvalidToken):
+        verify_access_token(config, forged)
 
 
 def test_a_token_verified_twice_gives_the_same_claims_and_is_cached(config):
