@@ -13,7 +13,8 @@ import subprocess
 import sys
 import tempfile
 
-# Standard library only (gunicorn's master loads it anyway, for logconfig_dict below).
+# Standard library only (gunicorn's master loads these: the one rule for numbers, and the JSON log lines).
+from common import config_parsers
 from common.logs import exit_with_error
 
 # --- Where to listen --------------------------------------------------------------------------
@@ -33,19 +34,20 @@ reuse_port = True
 worker_class = "gevent"
 
 
-def _whole_number(name, default):
-    raw = os.environ.get(name, "").strip() or str(default)
-    if not raw.isdigit() or int(raw) < 1:
+def _whole_number(name, default, high):
+    """Setting `name` as a whole number from 1 to `high` (the services' one rule for numbers)."""
+    try:
+        return config_parsers.integer(os.environ, name, default, 1, high)
+    except config_parsers.ConfigError as e:
         # Logging is not set up yet: one JSON line all the same, through the services' formatter.
-        exit_with_error(f"config error: {name} must be a positive whole number, got {raw!r}", "gunicorn.error")
-    return int(raw)
+        exit_with_error(f"config error: {e}", "gunicorn.error")
 
 
 # Processes per service: about one per core (WEB_CONCURRENCY is the Heroku/Render convention).
-workers = _whole_number("WEB_CONCURRENCY", 2)
+workers = _whole_number("WEB_CONCURRENCY", 2, 256)
 # Simultaneous connections per worker. Past it new clients (health checks too) wait in the backlog,
 # so it is sized for thousands of idle streams; also raise the open-file limit (ulimit -n).
-worker_connections = _whole_number("WORKER_CONNECTIONS", 10000)
+worker_connections = _whole_number("WORKER_CONNECTIONS", 10000, 1_000_000)
 # Never preload: the app (and psycopg) must be imported after gevent patches each worker.
 preload_app = False
 # gunicorn's control socket lives at one fixed path per user: two services on one host would fight
