@@ -1,7 +1,7 @@
 """`python -m common.probe`: the container's health probe; exit 0 when its service answers GET /health.
 
 This is what the image's HEALTHCHECK and compose.yml's `healthcheck:` run inside the container, not
-the /health endpoint itself (that is `common.app`'s). Slim images have no curl, and the standard
+the /health endpoint itself (that is `common.health`'s). Slim images have no curl, and the standard
 library is enough. It asks 127.0.0.1 on $PORT, the port gunicorn binds, and never an environment proxy.
 """
 
