@@ -8,7 +8,8 @@ import time
 import pytest
 
 from common import messages
-from common.notify import QUEUE_SIZE, RESYNC, SHUTDOWN, Broker, Inbox
+from common.inbox import QUEUE_SIZE, RESYNC, SHUTDOWN, Inbox
+from common.notify import Broker
 
 
 def message(fields):
