@@ -18,7 +18,8 @@ class SseSocket:
     """One HTTP/1.1 GET of an SSE stream on a non-blocking socket, parsed as its bytes arrive.
 
     `events` holds what the stream sent, in order, each a dict stamped with its arrival time
-    (`at`, time.time()): `{"retry": ...}`, `{"comment": ...}` or `{"id", "event", "data"}`.
+    (`at`, time.time() when the client's `select` saw it): `{"retry": ...}`, `{"comment": ...}` or
+    `{"id", "event", "data"}`.
     """
 
     def __init__(self, address, path, headers):
@@ -87,8 +88,9 @@ class SseSocket:
         self.outgoing = self.outgoing[sent:]
         return not self.outgoing
 
-    def receive(self):
-        """Called when the socket is readable: read what arrived and parse it."""
+    def receive(self, now):
+        """Called when the socket is readable: read what arrived and parse it, stamping its events
+        with `now` (when the client learned it had arrived)."""
         try:
             data = self.sock.recv(65536)
         except BlockingIOError:
@@ -100,7 +102,7 @@ class SseSocket:
             self.eof = True
             return
         self._raw += data
-        self._parse(time.time())
+        self._parse(now)
 
     def _parse(self, now):
         if self.status is None:
@@ -205,14 +207,20 @@ class SseClients:
         return opened
 
     def step(self, timeout):
-        """Wait up to `timeout` seconds for sockets to be ready, and service those that are."""
-        for key, mask in self.selector.select(timeout):
+        """Wait up to `timeout` seconds for sockets to be ready, and service those that are.
+
+        What arrived is stamped with the moment `select` returned, not when its socket's turn came:
+        with thousands of sockets ready at once, the client's own parsing of the sockets before it
+        would otherwise count as the server's delivery time."""
+        ready = self.selector.select(timeout)
+        now = time.time()
+        for key, mask in ready:
             stream = key.fileobj
             if mask & selectors.EVENT_WRITE:
                 if stream.send_request():
                     self.selector.modify(stream, selectors.EVENT_READ)
             elif mask & selectors.EVENT_READ:
-                stream.receive()
+                stream.receive(now)
             if stream.error or stream.eof:
                 self.selector.unregister(stream)
 
