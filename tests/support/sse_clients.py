@@ -10,21 +10,30 @@ import json
 import os
 import selectors
 import socket
+import struct
+import sys
 import time
 import urllib.parse
+
+# Linux stamps each received segment with its arrival time when a socket asks (SO_TIMESTAMPNS): the
+# client then times the server, whatever the client itself was busy with when the bytes came.
+SO_TIMESTAMPNS = 35 if sys.platform == "linux" else None
+STAMP_SPACE = socket.CMSG_SPACE(16)  # one struct timespec
 
 
 class SseSocket:
     """One HTTP/1.1 GET of an SSE stream on a non-blocking socket, parsed as its bytes arrive.
 
-    `events` holds what the stream sent, in order, each a dict stamped with its arrival time
-    (`at`, time.time() when the client's `select` saw it): `{"retry": ...}`, `{"comment": ...}` or
-    `{"id", "event", "data"}`.
+    `events` holds what the stream sent, in order, each a dict stamped with its arrival time (`at`,
+    epoch seconds: the kernel's stamp of its arrival at the socket where there is one, else when the
+    client's `select` saw it): `{"retry": ...}`, `{"comment": ...}` or `{"id", "event", "data"}`.
     """
 
     def __init__(self, address, path, headers):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setblocking(False)
+        if SO_TIMESTAMPNS is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         lines = [f"GET {path} HTTP/1.1", f"Host: {address[0]}:{address[1]}", "Accept: text/event-stream"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
         self.outgoing = ("\r\n".join(lines) + "\r\n\r\n").encode()
@@ -90,9 +99,9 @@ class SseSocket:
 
     def receive(self, now):
         """Called when the socket is readable: read what arrived and parse it, stamping its events
-        with `now` (when the client learned it had arrived)."""
+        with the kernel's arrival time of the last segment read, else `now` (when `select` saw it)."""
         try:
-            data = self.sock.recv(65536)
+            data, stamps, _, _ = self.sock.recvmsg(65536, STAMP_SPACE)
         except BlockingIOError:
             return
         except OSError as e:
@@ -101,6 +110,10 @@ class SseSocket:
         if not data:
             self.eof = True
             return
+        for level, kind, stamp in stamps:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(stamp) == 16:
+                seconds, nanoseconds = struct.unpack("qq", stamp)
+                now = seconds + nanoseconds / 1e9
         self._raw += data
         self._parse(now)
 
