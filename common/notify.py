@@ -2,15 +2,14 @@
 
 `publish` sends a small JSON message on the `oneshot` channel inside the caller's transaction (it is
 delivered at commit). Each worker runs one `Broker`: a single LISTEN connection (never a pooled
-one) whose messages are copied into the inboxes of the streams subscribed to their keys. A stream
-therefore costs an inbox and a greenlet, not a connection. Notifications are wake-up calls, never
-the record: after a reconnect, or when an inbox overflows, subscribers get RESYNC and re-read the
-tables.
+one) whose messages are copied into the inboxes (`common.inbox`) of the streams subscribed to
+their keys. A stream therefore costs an inbox and a greenlet, not a connection. Notifications are
+wake-up calls, never the record: after a reconnect, or when an inbox overflows, subscribers get
+RESYNC and re-read the tables.
 """
 
 import json
 import logging
-import queue
 import threading
 import time
 from collections import defaultdict
@@ -18,6 +17,7 @@ from collections import defaultdict
 import psycopg
 
 from common import messages, queries, state
+from common.inbox import RESYNC, SHUTDOWN, Inbox, Ticker
 from common.lifecycle import on_shutdown, on_worker_start
 from common.shared_reads import SharedReads
 
@@ -25,9 +25,6 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "oneshot"
 MAX_PAYLOAD = 7900  # PostgreSQL refuses NOTIFY payloads of 8000 bytes or more
-RESYNC = "resync"  # marker: messages may have been missed, re-read the store
-SHUTDOWN = "shutdown"  # marker: the worker is stopping, close the stream
-QUEUE_SIZE = 1000
 
 
 def publish(conn, message):
@@ -39,47 +36,6 @@ def publish(conn, message):
     queries.notify_channel(conn, channel=CHANNEL, payload=payload)
 
 
-class Inbox:
-    """One subscriber: its keys, and the messages and markers waiting for it (at most QUEUE_SIZE).
-
-    A list and one Event, not a queue.Queue (a lock and three conditions, each with its own waiters,
-    per subscriber): one consumer (the stream) and few producers (the broker), and a list's append
-    and pop are atomic, so the Event is the only thing to wait on. Under gevent it is a greenlet
-    Event, without a lock. A list, not a deque: an idle stream's inbox is empty, and an empty deque
-    costs 760 bytes (a block of 64 slots) where an empty list costs 56.
-    """
-
-    __slots__ = ("keys", "resynced", "_items", "_ready")
-
-    def __init__(self, keys):
-        self.keys = keys
-        self.resynced = 0.0  # when the last RESYNC was put: a re-read must start after it
-        self._items = []
-        self._ready = threading.Event()
-
-    def put(self, item):
-        """Queue `item`; a stream too slow to keep up has its backlog dropped for one RESYNC instead."""
-        if len(self._items) >= QUEUE_SIZE:
-            self._items.clear()
-            item = RESYNC
-        if item is RESYNC:
-            self.resynced = time.monotonic()
-        self._items.append(item)
-        self._ready.set()
-
-    def get(self, timeout):
-        """The next message or marker; raises queue.Empty after `timeout` seconds."""
-        if not self._items:
-            self._ready.clear()
-            # Checked again after the clear, so an item put in between is not slept through.
-            if not self._items and not self._ready.wait(timeout):
-                raise queue.Empty
-        try:
-            return self._items.pop(0)
-        except IndexError:  # an overflow emptied it meanwhile; its RESYNC is on the way
-            raise queue.Empty from None
-
-
 class Broker:
     """One LISTEN connection per process, fanning messages out to subscribed queues, and the reads
     its subscribers share: session checks, and replays of a run's stored events."""
@@ -87,6 +43,7 @@ class Broker:
     def __init__(self, database_url, reconnect_delay=0.5):
         self.database_url = database_url
         self.sessions, self.replays = SharedReads(max_keys=10_000), SharedReads(max_keys=64)
+        self.ticker = Ticker()  # wakes its subscribers' inboxes at the times they ask for
         self.reconnect_delay = reconnect_delay
         self.stopping = threading.Event()
         self._subscribers = defaultdict(set)

@@ -8,7 +8,6 @@ read the store or check its session. Chunks are bytes; a run event's text is mad
 """
 
 import json
-import queue
 import threading
 import time
 
@@ -18,8 +17,8 @@ from flask import Response, request
 from common import metrics, notify, state
 from common.bearer import session_is_live
 from common.errors import ApiError
+from common.inbox import RESYNC, SHUTDOWN, TICK
 from common.messages import SESSION
-from common.notify import RESYNC, SHUTDOWN
 
 RETRY_MS = 3000  # how long a browser waits before reconnecting
 # A heartbeat's session check may reuse an answer this recent (one query a second for all the streams
@@ -111,26 +110,35 @@ def respond(handler, claims):
     chunks = drive(handler, claims, held.broker, held.pool, held.config)
     # The body goes to the server as it is (direct_passthrough), and iterating it yields the bare
     # generator: no werkzeug wrapper frames on the saved stack of every idle stream.
-    body = Body(chunks, lambda: limiter.release(user_id))
+    body = Body(chunks, limiter, user_id, request.environ)
     response = Response(body, mimetype="text/event-stream", direct_passthrough=True)
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
-    # The Flask request stays reachable from the environ for as long as the server holds that (the
-    # whole stream), with its parsed headers and arguments: the stream needs none of them.
-    request.environ.pop("werkzeug.request", None)
     return response
+
+
+# What the server still reads of the environ once the body is iterated: its access line
+# (common.access_log). The rest lives as long as the stream for nothing.
+SERVER_READS = ("REMOTE_ADDR", "REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "HTTP_USER_AGENT")
 
 
 class Body:
     """A stream's response body: its generator, and the release of its slot in the per-user cap when
     the server closes the response (which WSGI servers always do, even if it never started)."""
 
-    __slots__ = ("chunks", "release")
+    __slots__ = ("chunks", "limiter", "user_id", "environ")
 
-    def __init__(self, chunks, release):
-        self.chunks, self.release = chunks, release
+    def __init__(self, chunks, limiter, user_id, environ):
+        self.chunks, self.limiter, self.user_id, self.environ = chunks, limiter, user_id, environ
 
     def __iter__(self):
+        """The generator, bare. The app is done with the environ by now: what the server keeps of it
+        (the Flask request with its parsed headers, the bearer token, the input stream, the
+        early-hints callback: ~1 KB) is dropped, but for what the server reads at the end."""
+        environ, self.environ = self.environ, None
+        kept = {key: environ[key] for key in SERVER_READS if key in environ}
+        environ.clear()  # clear() frees the dict's table; deleting keys one by one would not
+        environ.update(kept)
         return self.chunks
 
     def close(self):
@@ -138,7 +146,13 @@ class Body:
         try:
             self.chunks.close()
         finally:
-            self.release()
+            self.limiter.release(self.user_id)
+
+
+def session_live(broker, pool, session_id, user_id, since):
+    """Whether the session is live, by a check started at `since` or later that its streams share.
+    (A function, not a closure kept by each stream: that would cost every idle stream ~200 bytes.)"""
+    return broker.sessions.get(session_id, since, lambda: session_is_live(pool, session_id, user_id))
 
 
 def fresh_after(item, inbox):
@@ -154,10 +168,6 @@ def drive(handler, claims, broker, pool, config):
     """The stream's bytes: retry line, `handler`'s opening, then its live messages until a close."""
     user_id, session_id, expires = claims["sub"], claims["sid"], claims["exp"]
     del claims  # the whole decoded token need not live as long as the stream
-
-    def session_live():
-        return session_is_live(pool, session_id, user_id)
-
     inbox = broker.subscribe(("user", user_id), *handler.keys)
     try:
         yield RETRY
@@ -169,17 +179,21 @@ def drive(handler, claims, broker, pool, config):
             (now + config.sse_max_stream_seconds, "max_lifetime"), (now + expires - time.time(), "token_expired")
         )
         heartbeat_due = now + config.sse_heartbeat_seconds
+        broker.ticker.wake(inbox, min(heartbeat_due, deadline))
         while True:
-            now = time.monotonic()
-            if now >= deadline:
-                yield event(handler.last_id, "close", {"reason": reason})
-                return
-            try:
-                item = inbox.get(timeout=min(heartbeat_due, deadline) - now)
-            except queue.Empty:
-                if time.monotonic() < heartbeat_due:
-                    continue  # the deadline came first
-                heartbeat_due = time.monotonic() + config.sse_heartbeat_seconds
+            # No timer per stream: the process's ticker puts a TICK when a heartbeat or the deadline is due.
+            item = inbox.get()
+            if item is TICK:
+                now = time.monotonic()
+                if now >= deadline:
+                    yield event(handler.last_id, "close", {"reason": reason})
+                    return
+                beat = now >= heartbeat_due
+                if beat:
+                    heartbeat_due = now + config.sse_heartbeat_seconds
+                broker.ticker.wake(inbox, min(heartbeat_due, deadline))
+                if not beat:
+                    continue
                 item = HEARTBEAT
             if item is SHUTDOWN:
                 yield event(handler.last_id, "close", {"reason": "shutdown"})
@@ -187,7 +201,7 @@ def drive(handler, claims, broker, pool, config):
             if item is HEARTBEAT or item is RESYNC or item.kind == SESSION:
                 # Heartbeats and resyncs re-check the session too: a revocation whose notification
                 # was missed still ends the stream within one heartbeat.
-                if not broker.sessions.get(session_id, fresh_after(item, inbox), session_live):
+                if not session_live(broker, pool, session_id, user_id, fresh_after(item, inbox)):
                     yield event(handler.last_id, "close", {"reason": "session_revoked"})
                     return
                 if item is HEARTBEAT:

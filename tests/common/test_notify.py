@@ -1,39 +1,18 @@
-"""The broker's inboxes: order, waiting, overflow turned into one RESYNC, SHUTDOWN after close."""
+"""The broker: overflow turned into one RESYNC, messages by key, SHUTDOWN after close, payload size."""
 
 import json
 import queue
-import threading
-import time
 
 import pytest
 
 from common import messages
-from common.notify import QUEUE_SIZE, RESYNC, SHUTDOWN, Broker, Inbox
+from common.inbox import QUEUE_SIZE, RESYNC, SHUTDOWN
+from common.notify import Broker
 
 
 def message(fields):
     """A message as the broker reads it off its LISTEN connection."""
     return messages.read(json.dumps(fields))
-
-
-def test_an_inbox_hands_out_messages_in_order_and_times_out_when_empty():
-    inbox = Inbox([("run", "r1")])
-    for n in range(3):
-        inbox.put({"n": n})
-    assert [inbox.get(timeout=0)["n"] for _ in range(3)] == [0, 1, 2]
-    with pytest.raises(queue.Empty):
-        inbox.get(timeout=0.01)
-
-
-def test_a_waiting_reader_wakes_as_soon_as_a_message_is_put():
-    inbox = Inbox([("run", "r1")])
-    got = []
-    reader = threading.Thread(target=lambda: got.append(inbox.get(timeout=5)))
-    reader.start()
-    time.sleep(0.05)  # the reader is waiting now
-    inbox.put({"n": 1})
-    reader.join(5)
-    assert got == [{"n": 1}]
 
 
 def test_an_inbox_that_overflows_drops_its_backlog_for_one_resync_and_goes_on():
